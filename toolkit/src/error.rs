@@ -1,0 +1,132 @@
+//! The one error type of fogkit. Every message says what was expected and what was found.
+
+use std::time::Duration;
+
+/// Result with [`Error`] as its error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in fogkit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A topology that cannot be used as asked (wrong size, weights, connectivity).
+    #[error("invalid topology: {0}")]
+    Topology(String),
+
+    /// An argument outside what the call accepts.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// Ranks called collectives that do not fit together (different op, length, root,
+    /// data type or topology, or send/receive sets that do not pair up).
+    #[error("collective mismatch at call #{call}: {detail}")]
+    Mismatch {
+        /// Index of the collective call (0-based, counted per rank) where it was seen.
+        call: u64,
+        /// What each side called.
+        detail: String,
+    },
+
+    /// A rank waited longer than the configured timeout for others to join a collective.
+    #[error(
+        "rank {rank} timed out after {waited:?} in {op} (call #{call}): rank(s) {missing:?} did not join{detail}"
+    )]
+    Timeout {
+        /// The rank that gave up waiting.
+        rank: usize,
+        /// The collective it was in.
+        op: String,
+        /// Index of the collective call.
+        call: u64,
+        /// How long it waited.
+        waited: Duration,
+        /// Ranks that had not arrived.
+        missing: Vec<usize>,
+        /// What the missing ranks were doing, when known.
+        detail: String,
+    },
+
+    /// A rank panicked; its message is kept.
+    #[error("rank {rank} panicked: {message}")]
+    RankPanicked {
+        /// The rank that panicked.
+        rank: usize,
+        /// Its panic message.
+        message: String,
+    },
+
+    /// A rank's closure returned an error.
+    #[error("rank {rank} failed: {source}")]
+    RankFailed {
+        /// The rank whose closure returned `Err`.
+        rank: usize,
+        /// That error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// This rank cannot finish a collective because another rank is gone
+    /// (it panicked, failed, or returned before joining).
+    #[error("rank {rank} cannot finish {op}: {reason}")]
+    PeerLost {
+        /// The rank reporting.
+        rank: usize,
+        /// The collective it was in.
+        op: String,
+        /// What happened to the other rank.
+        reason: String,
+    },
+
+    /// A tensor could not be read or rebuilt (shape or length does not fit).
+    #[error("tensor: {0}")]
+    Tensor(String),
+}
+
+impl Error {
+    /// True for errors that only report another rank's failure (not a root cause).
+    pub fn is_consequence(&self) -> bool {
+        matches!(self, Error::PeerLost { .. })
+    }
+
+    /// A copy of this error for another rank's view (errors are shared between ranks
+    /// when one rank detects a problem on behalf of all).
+    pub(crate) fn share(&self) -> Error {
+        match self {
+            Error::Topology(s) => Error::Topology(s.clone()),
+            Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::Mismatch { call, detail } => Error::Mismatch {
+                call: *call,
+                detail: detail.clone(),
+            },
+            Error::Timeout {
+                rank,
+                op,
+                call,
+                waited,
+                missing,
+                detail,
+            } => Error::Timeout {
+                rank: *rank,
+                op: op.clone(),
+                call: *call,
+                waited: *waited,
+                missing: missing.clone(),
+                detail: detail.clone(),
+            },
+            Error::RankPanicked { rank, message } => Error::RankPanicked {
+                rank: *rank,
+                message: message.clone(),
+            },
+            Error::RankFailed { rank, source } => Error::RankFailed {
+                rank: *rank,
+                source: source.to_string().into(),
+            },
+            Error::PeerLost { rank, op, reason } => Error::PeerLost {
+                rank: *rank,
+                op: op.clone(),
+                reason: reason.clone(),
+            },
+            Error::Tensor(s) => Error::Tensor(s.clone()),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! How bytes move between ranks. One small trait, [`Transport`], is the whole contract;
+//! `local` (ranks as threads) implements it now, `mpi` next. Every collective in `ops` is
+//! written once on top of [`Transport::exchange`].
+//!
+//! A transport never does arithmetic: ops receive the peers' bytes and combine them in
+//! a fixed order, so every transport gives the same bits.
+
+pub mod local;
+
+use std::fmt;
+
+use crate::tensor::Dtype;
+use crate::{Error, Result};
+
+/// Which collective a call is; ranks must agree on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `barrier`
+    Barrier,
+    /// `broadcast`
+    Broadcast,
+    /// `allreduce`
+    Allreduce,
+    /// `allgather`
+    Allgather,
+    /// `neighbor_allreduce`
+    NeighborAllreduce,
+    /// `neighbor_allgather`
+    NeighborAllgather,
+    /// `pair_gossip`
+    PairGossip,
+    /// `set_topology`
+    SetTopology,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Barrier => "barrier",
+            Op::Broadcast => "broadcast",
+            Op::Allreduce => "allreduce",
+            Op::Allgather => "allgather",
+            Op::NeighborAllreduce => "neighbor_allreduce",
+            Op::NeighborAllgather => "neighbor_allgather",
+            Op::PairGossip => "pair_gossip",
+            Op::SetTopology => "set_topology",
+        })
+    }
+}
+
+/// What a rank says it is calling. All ranks' `CallInfo`s of one call are compared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallInfo {
+    /// The collective.
+    pub op: Op,
+    /// Element type (`None` for calls that carry no data).
+    pub dtype: Option<Dtype>,
+    /// Elements this rank contributes.
+    pub len: usize,
+    /// Whether all ranks must contribute the same number of elements.
+    pub same_len: bool,
+    /// Root rank, for rooted collectives; a sub-kind (e.g. the reduction) otherwise.
+    pub root: Option<usize>,
+    /// Detail that must match across ranks (reduction op, topology fingerprint...).
+    pub tag: u64,
+}
+
+impl CallInfo {
+    /// A call with no data.
+    pub fn bare(op: Op) -> Self {
+        CallInfo {
+            op,
+            dtype: None,
+            len: 0,
+            same_len: true,
+            root: None,
+            tag: 0,
+        }
+    }
+}
+
+impl fmt::Display for CallInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.op)?;
+        if let Some(d) = self.dtype {
+            write!(f, "({d} x {}", self.len)?;
+            if let Some(r) = self.root {
+                write!(f, ", root {r}")?;
+            }
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
+/// One rank's part in a call, as seen by the consistency check.
+pub struct Posted<'a> {
+    /// What it called.
+    pub info: &'a CallInfo,
+    /// Ranks it sends to.
+    pub send_to: Vec<usize>,
+    /// Ranks it receives from.
+    pub recv_from: &'a [usize],
+}
+
+/// Checks that all ranks' parts of call number `call` fit together: same op, data type,
+/// root and tag; same length where required; every receive matched by a send and the
+/// reverse. The error names the first two ranks that disagree and what each called.
+pub fn check_consistent(call: u64, posts: &[Posted<'_>]) -> Result<()> {
+    let n = posts.len();
+    let first = &posts[0];
+    for (r, p) in posts.iter().enumerate().skip(1) {
+        let a = first.info;
+        let b = p.info;
+        let what = if a.op != b.op || a.dtype != b.dtype || a.root != b.root {
+            Some(String::new())
+        } else if a.tag != b.tag {
+            Some(match a.op {
+                Op::SetTopology | Op::NeighborAllreduce | Op::NeighborAllgather => {
+                    " with a different topology".to_string()
+                }
+                Op::Allreduce => " with a different reduction".to_string(),
+                _ => " with different options".to_string(),
+            })
+        } else if a.same_len && a.len != b.len {
+            Some(" with a different length".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = what {
+            return Err(Error::Mismatch {
+                call,
+                detail: format!("rank 0 called {a} but rank {r} called {b}{why}"),
+            });
+        }
+    }
+    for (i, p) in posts.iter().enumerate() {
+        let mut seen = vec![false; n];
+        for &j in p.recv_from {
+            if j >= n || j == i {
+                return Err(Error::Mismatch {
+                    call,
+                    detail: format!(
+                        "rank {i} in {} expected to receive from another rank below {n}, found {j}",
+                        p.info.op
+                    ),
+                });
+            }
+            if std::mem::replace(&mut seen[j], true) {
+                return Err(Error::Mismatch {
+                    call,
+                    detail: format!("rank {i} in {} lists source rank {j} twice", p.info.op),
+                });
+            }
+            if !posts[j].send_to.contains(&i) {
+                return Err(Error::Mismatch {
+                    call,
+                    detail: format!(
+                        "rank {i} in {} expects data from rank {j}, but rank {j} sends to {:?}",
+                        p.info.op, posts[j].send_to
+                    ),
+                });
+            }
+        }
+        for &j in &p.send_to {
+            if j >= n || j == i || !posts[j].recv_from.contains(&i) {
+                return Err(Error::Mismatch {
+                    call,
+                    detail: format!(
+                        "rank {i} in {} sends to rank {j}, but rank {j} receives from {:?}",
+                        p.info.op,
+                        posts
+                            .get(j)
+                            .map(|q| q.recv_from.to_vec())
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The seam between collectives and the wire.
+///
+/// One primitive: every rank calls [`exchange`](Transport::exchange) for its k-th
+/// collective, says what it calls, what it sends to whom and whom it receives from; the
+/// transport checks that all ranks' calls fit ([`check_consistent`]), delivers, and hands
+/// the received buffers (in `recv_from` order) to `visit`. A barrier is an exchange with
+/// nothing to send.
+pub trait Transport: Send + Sync {
+    /// This rank, `0..size`.
+    fn rank(&self) -> usize;
+    /// Number of ranks.
+    fn size(&self) -> usize;
+    /// One collective step (see the trait docs). Blocks until the step is done on this
+    /// rank; errors (never hangs) when the ranks' calls do not fit, a peer is gone, or the
+    /// timeout passes.
+    fn exchange(
+        &self,
+        info: &CallInfo,
+        sends: &[(usize, &[u8])],
+        recv_from: &[usize],
+        visit: &mut dyn FnMut(&[&[u8]]) -> Result<()>,
+    ) -> Result<()>;
+    /// Short name for messages and benchmarks (`"local"`, `"mpi"`).
+    fn name(&self) -> &'static str;
+}
