@@ -1,1 +1,95 @@
+//! Shared scenarios for the cross-cutting tests: a program that exercises every
+//! collective and reports the exact bits of every result, so that runs in another
+//! process (and, with the MPI transport, under mpirun) can be compared bit for bit.
 
+use fogkit::prelude::*;
+
+/// A deterministic, irregular value for rank `r`, element `k`.
+pub fn value(r: usize, k: usize) -> f64 {
+    ((r * 13 + k * 5) as f64 * 0.731).sin() * 7.0 + (r as f64) * 0.1
+}
+
+fn bits64(v: &[f64]) -> impl Iterator<Item = u64> + '_ {
+    v.iter().map(|x| x.to_bits())
+}
+
+fn bits32(v: &[f32]) -> impl Iterator<Item = u64> + '_ {
+    v.iter().map(|x| x.to_bits() as u64)
+}
+
+/// Every collective on f64 and f32, static and dynamic topologies; returns the bits of
+/// every result on this rank, in a fixed order.
+pub fn scenario(bf: &Fog) -> fogkit::Result<Vec<u64>> {
+    bf.barrier()?;
+    let (n, r) = (bf.size(), bf.rank());
+    let len = 37;
+    let x: Vec<f64> = (0..len).map(|k| value(r, k)).collect();
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let mut out = Vec::new();
+
+    for op in [ReduceOp::Sum, ReduceOp::Avg, ReduceOp::Min, ReduceOp::Max] {
+        out.extend(bits64(&bf.allreduce_op(&x, op)?));
+        out.extend(bits32(&bf.allreduce_op(&x32, op)?));
+    }
+    out.extend(bits64(&bf.broadcast(&x, n - 1)?));
+    out.extend(bits32(&bf.broadcast(&x32, 0)?));
+    for v in bf.allgather(&x[..r + 1])? {
+        out.extend(bits64(&v));
+    }
+    let topologies = [
+        topology::exponential_two(n),
+        topology::ring(n),
+        topology::mesh_grid_2d(n),
+        topology::star(n),
+        topology::symmetric_exponential(n),
+    ];
+    for topo in topologies {
+        bf.set_topology(topo)?;
+        let mut y = x.clone();
+        let mut y32 = x32.clone();
+        for _ in 0..5 {
+            y = bf.neighbor_allreduce(&y)?;
+            y32 = bf.neighbor_allreduce(&y32)?;
+        }
+        out.extend(bits64(&y));
+        out.extend(bits32(&y32));
+        for v in bf.neighbor_allgather(&x32)? {
+            out.extend(bits32(&v));
+        }
+    }
+    // Dynamic one-peer exponential graph, and push-sum style scaled sends.
+    let mut y = x.clone();
+    let mut y32 = x32.clone();
+    for k in 0..6 {
+        let w = NeighborWeights::from_one_peer(&topology::one_peer_exponential_two(n, r, k));
+        y = bf.neighbor_allreduce_with(&y, &w)?;
+        y32 = bf.neighbor_allreduce_with(&y32, &w)?;
+    }
+    out.extend(bits64(&y));
+    out.extend(bits32(&y32));
+    if n > 1 {
+        let w = NeighborWeights::new(0.5)
+            .src((r + n - 1) % n, 1.0)
+            .dst_weighted((r + 1) % n, 0.5);
+        out.extend(bits64(&bf.neighbor_allreduce_with(&x, &w)?));
+        if n % 2 == 0 {
+            out.extend(bits64(&bf.pair_gossip(&x, r ^ 1)?));
+        }
+    }
+    let h = bf.neighbor_allreduce_nonblocking(&x32)?;
+    out.extend(bits32(&h.wait()?));
+    bf.barrier()?;
+    Ok(out)
+}
+
+/// FNV-1a over the bits: one number per rank to compare.
+pub fn digest(bits: &[u64]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bits {
+        for byte in b.to_le_bytes() {
+            h ^= byte as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}

@@ -382,14 +382,14 @@ impl Topology {
             let mut stack = vec![0usize];
             seen[0] = true;
             while let Some(u) = stack.pop() {
-                for v in 0..self.n {
+                for (v, s) in seen.iter_mut().enumerate() {
                     let w = if forward {
                         self.weight(v, u)
                     } else {
                         self.weight(u, v)
                     };
-                    if !seen[v] && w != 0.0 {
-                        seen[v] = true;
+                    if !*s && w != 0.0 {
+                        *s = true;
                         stack.push(v);
                     }
                 }

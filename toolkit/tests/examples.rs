@@ -1,0 +1,51 @@
+//! Every example runs to completion (each asserts its own results, as rsmpi's do), and
+//! the main job prints the consensus error falling.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("test path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "example {name} not built at {path:?}: run through `cargo test`"
+    );
+    path
+}
+
+#[test]
+fn main_job_prints_falling_consensus_error() {
+    let out = Command::new(example("consensus_dsgd"))
+        .env("FOGKIT_TIMEOUT", "60")
+        .output()
+        .expect("run example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The consensus table: iteration, error, bound; errors fall and end below 1e-12.
+    let errs: Vec<f64> = stdout
+        .lines()
+        .skip_while(|l| !l.contains("max|x_i - avg|"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .expect("number")
+        })
+        .collect();
+    assert!(errs.len() >= 5, "{stdout}");
+    assert!(
+        errs.windows(2).all(|w| w[1] < w[0]),
+        "not falling: {errs:?}"
+    );
+    assert!(*errs.last().unwrap() < 1e-12);
+    assert!(stdout.contains("DSGD stalls at a distance"), "{stdout}");
+}
