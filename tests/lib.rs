@@ -76,6 +76,14 @@ pub fn scenario(bf: &Fog) -> fogkit::Result<Vec<u64>> {
             out.extend(bits64(&bf.pair_gossip(&x, r ^ 1)?));
         }
     }
+    // Large enough for allreduce's reduce-scatter + allgather path and for pieces.
+    let big: Vec<f32> = (0..300_001)
+        .map(|k| value(r, k % 1000) as f32 + k as f32)
+        .collect();
+    out.extend(bits32(&bf.allreduce(&big)?[..1000]));
+    out.extend(bits32(&bf.neighbor_allreduce(&big)?[299_000..]));
+    // Machine-level averaging (machines emulated with FOGKIT_LOCAL_SIZE, or the hosts).
+    out.extend(bits64(&bf.hierarchical_neighbor_allreduce(&x)?));
     let h = bf.neighbor_allreduce_nonblocking(&x32)?;
     out.extend(bits32(&h.wait()?));
     bf.barrier()?;

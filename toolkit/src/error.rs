@@ -29,7 +29,8 @@ pub enum Error {
 
     /// A rank waited longer than the configured timeout for others to join a collective.
     #[error(
-        "rank {rank} timed out after {waited:?} in {op} (call #{call}): rank(s) {missing:?} did not join{detail}"
+        "rank {rank} timed out after {waited:?} in {op} (call #{call}): {} did not join{detail}",
+        who(missing)
     )]
     Timeout {
         /// The rank that gave up waiting.
@@ -80,6 +81,14 @@ pub enum Error {
     /// A tensor could not be read or rebuilt (shape or length does not fit).
     #[error("tensor: {0}")]
     Tensor(String),
+}
+
+fn who(missing: &[usize]) -> String {
+    if missing.is_empty() {
+        "some rank(s)".to_string()
+    } else {
+        format!("rank(s) {missing:?}")
+    }
 }
 
 impl Error {

@@ -23,6 +23,10 @@ pub struct Config {
     pub timeout: Duration,
     /// Stack size of each rank's thread (default 16 MiB).
     pub stack_size: usize,
+    /// In-process ranks per emulated machine (default: all on one machine, or
+    /// `FOGKIT_LOCAL_SIZE`); must divide the number of ranks. Under MPI the machines are
+    /// the hosts.
+    pub local_size: Option<usize>,
 }
 
 impl Default for Config {
@@ -33,9 +37,13 @@ impl Default for Config {
             .filter(|s| s.is_finite() && *s > 0.0)
             .map(Duration::from_secs_f64)
             .unwrap_or(Duration::from_secs(120));
+        let local_size = std::env::var("FOGKIT_LOCAL_SIZE")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok());
         Config {
             timeout,
             stack_size: 16 << 20,
+            local_size,
         }
     }
 }
@@ -46,6 +54,12 @@ impl Config {
         self.timeout = t;
         self
     }
+
+    /// Groups in-process ranks into emulated machines of `local_size` ranks.
+    pub fn local_size(mut self, local_size: usize) -> Self {
+        self.local_size = Some(local_size);
+        self
+    }
 }
 
 /// One rank's view of the network: its rank, the topology, and every collective.
@@ -54,6 +68,7 @@ impl Config {
 pub struct Fog {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) topology: RefCell<Arc<Topology>>,
+    pub(crate) machine_topology: RefCell<Arc<Topology>>,
     pub(crate) comm: RefCell<Option<CommThread>>,
     device: Cpu,
 }
@@ -61,9 +76,11 @@ pub struct Fog {
 impl Fog {
     pub(crate) fn new(transport: Arc<dyn Transport>) -> Self {
         let n = transport.size();
+        let machines = transport.machine().machine_size;
         Fog {
             transport,
             topology: RefCell::new(Arc::new(topology::exponential_two(n))),
+            machine_topology: RefCell::new(Arc::new(topology::exponential_two(machines))),
             comm: RefCell::new(None),
             device: Cpu::default(),
         }
@@ -179,7 +196,10 @@ where
             "expected at least 1 rank, found 0".into(),
         ));
     }
-    let world = LocalWorld::new(n, config.timeout);
+    if crate::launch::launched_by_mpirun() {
+        return run_mpi::<R, E, F>(config, n, &f);
+    }
+    let world = LocalWorld::new(n, config.timeout, config.local_size.unwrap_or(n))?;
     let f = &f;
     let outcomes: Vec<Outcome<R>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
@@ -271,4 +291,57 @@ fn collect_outcomes<R>(outcomes: Vec<Outcome<R>>) -> Result<Vec<R>> {
         Some(e) => Err(e),
         None => Ok(results),
     }
+}
+
+/// Under mpirun: `f` runs once, on this process's rank. A failing rank ends the whole job
+/// (after printing its error), since the other processes may be waiting for it.
+#[cfg(feature = "mpi")]
+fn run_mpi<R, E, F>(config: Config, n: usize, f: &F) -> Result<Vec<R>>
+where
+    F: Fn(&Fog) -> std::result::Result<R, E> + Sync,
+    R: Send,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use crate::transport::mpi::{abort_job, MpiTransport};
+    let t = MpiTransport::new(config.timeout, config.local_size)?;
+    if t.size() != n {
+        return Err(Error::InvalidArgument(format!(
+            "run({n}) was started by mpirun with {} processes: expected `mpirun -np {n}` \
+             (or pass fogkit::launched_size() to run)",
+            t.size()
+        )));
+    }
+    let rank = t.rank();
+    let fog = Fog::new(Arc::new(t));
+    match catch_unwind(AssertUnwindSafe(|| f(&fog))) {
+        Ok(Ok(v)) => {
+            fog.shutdown()?;
+            Ok(vec![v])
+        }
+        Ok(Err(e)) => {
+            let e = into_error(rank, e.into());
+            abort_job(
+                &format!("fogkit: rank {rank} failed: {e}; ending the MPI job"),
+                1,
+            )
+        }
+        Err(p) => abort_job(
+            &format!(
+                "fogkit: rank {rank} panicked: {}; ending the MPI job",
+                panic_message(&*p)
+            ),
+            101,
+        ),
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+#[allow(clippy::extra_unused_type_parameters)] // same signature as the MPI build's
+fn run_mpi<R, E, F>(_config: Config, _n: usize, _f: &F) -> Result<Vec<R>> {
+    Err(Error::InvalidArgument(
+        "this process was started by mpirun, but fogkit was built without its `mpi` feature: \
+         expected a build with `--features fogkit/mpi` (or run it without mpirun for \
+         in-process ranks)"
+            .into(),
+    ))
 }

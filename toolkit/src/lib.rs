@@ -31,6 +31,7 @@
 
 mod error;
 mod fog;
+pub mod launch;
 pub mod ops;
 pub mod tensor;
 pub mod topology;
@@ -38,6 +39,7 @@ pub mod transport;
 
 pub use error::{Error, Result};
 pub use fog::{run, run_with, Config, Fog};
+pub use launch::{launched_by_mpirun, launched_size};
 
 /// Re-exported so notebooks and programs need not name dfdx separately.
 pub use dfdx;

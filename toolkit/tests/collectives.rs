@@ -351,3 +351,71 @@ fn handle_basics() {
         assert_eq!(out, vec![[2.0]]);
     });
 }
+
+/// Large vectors take the reduce-scatter + allgather path; the bits must still be those of
+/// a rank-order reduction, for lengths that do not divide evenly.
+#[test]
+fn large_allreduce_is_the_rank_order_reduction() {
+    within(120, || {
+        for n in [1usize, 2, 3, 5, 7] {
+            let len = 40_000 + n; // above the one-round threshold, not a multiple of n
+            let out = fogkit::run(n, |bf| -> fogkit::Result<_> {
+                let x: Vec<f32> = (0..len).map(|k| value(bf.rank(), k) as f32).collect();
+                Ok((bf.allreduce(&x)?, bf.allreduce_op(&x, ReduceOp::Max)?))
+            })
+            .unwrap();
+            for k in [0, 1, len / 3, len / 2, len - 2, len - 1] {
+                let mut sum = value(0, k) as f32;
+                let mut max = sum;
+                for r in 1..n {
+                    let v = value(r, k) as f32;
+                    sum += v;
+                    if v > max {
+                        max = v;
+                    }
+                }
+                for (avg, mx) in &out {
+                    assert_eq!(avg[k].to_bits(), (sum / n as f32).to_bits(), "n={n} k={k}");
+                    assert_eq!(mx[k], max);
+                }
+            }
+            assert!(out.iter().all(|o| o == &out[0]));
+        }
+    });
+}
+
+#[test]
+fn hierarchical_neighbor_allreduce_matches_its_definition() {
+    within(60, || {
+        // 8 ranks as 4 machines of 2; machine ring over 4 machines.
+        let cfg = Config::default().local_size(2);
+        let out = fogkit::run_with(cfg, 8, |bf| -> fogkit::Result<_> {
+            assert_eq!((bf.local_size(), bf.machine_size()), (2, 4));
+            assert_eq!(bf.machine_rank() * 2 + bf.local_rank(), bf.rank());
+            bf.set_machine_topology(topology::ring(4))?;
+            let x = vec![value(bf.rank(), 0), value(bf.rank(), 1)];
+            bf.hierarchical_neighbor_allreduce(&x)
+        })
+        .unwrap();
+        let ring = topology::ring(4);
+        for k in 0..2 {
+            let machine_avg: Vec<f64> = (0..4)
+                .map(|m| (value(2 * m, k) + value(2 * m + 1, k)) / 2.0)
+                .collect();
+            let want = ring.apply(&machine_avg);
+            for (r, o) in out.iter().enumerate() {
+                assert!(
+                    (o[k] - want[r / 2]).abs() < 1e-13,
+                    "rank {r}: {} vs {}",
+                    o[k],
+                    want[r / 2]
+                );
+            }
+        }
+        let e = fogkit::run_with(Config::default().local_size(3), 8, |_| Ok::<_, Error>(()));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("must divide the 8 ranks, found 3"));
+    });
+}

@@ -5,6 +5,7 @@
 //! Each takes anything [`Communicable`]: `f32`/`f64` slices, `Vec`s, arrays and dfdx
 //! tensors of any shape, and returns the same kind of value (a `Vec` for a slice).
 
+mod hierarchical;
 mod kernel;
 pub(crate) mod nonblocking;
 
@@ -229,19 +230,49 @@ pub(crate) fn neighbor_mix<E: Element>(
         .collect();
     let recv: Vec<usize> = mix.srcs.iter().map(|s| s.0).collect();
     let call = info::<E>(op, x.len(), true, None, mix.tag);
-    t.exchange(&call, &sends, &recv, &mut |bufs| {
+    t.exchange(&call, &sends, &recv, &mut |off, bufs| {
+        let (lo, hi) = piece::<E>(off, bufs, x.len())?;
         let mut terms = Vec::with_capacity(bufs.len());
         for (b, &(_, w)) in bufs.iter().zip(&mix.srcs) {
             terms.push((E::from_f64(w), as_elems::<E>(b)?));
         }
-        kernel::weighted_sum(out, E::from_f64(mix.self_weight), x, &terms);
+        kernel::weighted_sum(
+            &mut out[lo..hi],
+            E::from_f64(mix.self_weight),
+            &x[lo..hi],
+            &terms,
+        );
         Ok(())
     })
+}
+
+/// The element range `lo..hi` that a visit at byte `off` with equal-length pieces `bufs`
+/// covers, within a vector of `len` elements (all of it when there are no pieces).
+fn piece<E: Element>(off: usize, bufs: &[&[u8]], len: usize) -> Result<(usize, usize)> {
+    let size = std::mem::size_of::<E>();
+    let lo = off / size;
+    let hi = match bufs.first() {
+        None => len,
+        Some(b) => lo + b.len() / size,
+    };
+    if off % size != 0 || hi > len || bufs.iter().any(|b| b.len() != (hi - lo) * size) {
+        return Err(Error::Tensor(format!(
+            "expected pieces of whole {} within {len} elements, found {} bytes at offset {off}",
+            E::DTYPE,
+            bufs.first().map_or(0, |b| b.len())
+        )));
+    }
+    Ok((lo, hi))
 }
 
 fn others(t: &dyn Transport) -> Vec<usize> {
     (0..t.size()).filter(|&r| r != t.rank()).collect()
 }
+
+/// Below this many elements, allreduce gathers everything in one round; above, it
+/// reduce-scatters then allgathers (each rank receives about 2x the vector, as a ring
+/// allreduce does). Both reduce every element in rank order: the same bits.
+const ALLREDUCE_ONE_ROUND: usize = 1 << 14;
 
 pub(crate) fn allreduce_core<E: Element>(
     t: &dyn Transport,
@@ -249,17 +280,94 @@ pub(crate) fn allreduce_core<E: Element>(
     out: &mut [E],
     op: ReduceOp,
 ) -> Result<()> {
-    let me = t.rank();
+    if out.len() != x.len() {
+        return Err(Error::InvalidArgument(format!(
+            "output must have the input's length {}, found {}",
+            x.len(),
+            out.len()
+        )));
+    }
     let peers = others(t);
-    let sends: Vec<(usize, &[u8])> = peers.iter().map(|&p| (p, bytes(x))).collect();
-    let call = info::<E>(Op::Allreduce, x.len(), true, None, op.tag());
-    t.exchange(&call, &sends, &peers, &mut |bufs| {
+    if x.len() < ALLREDUCE_ONE_ROUND {
+        reduce_among(t, &peers, Op::Allreduce, x, out, op)
+    } else {
+        reduce_scatter_allgather(t, &peers, x, out, op)
+    }
+}
+
+/// Every rank in `group` (plus this one) reduces all of them, in rank order, in one round.
+fn reduce_among<E: Element>(
+    t: &dyn Transport,
+    group: &[usize],
+    opk: Op,
+    x: &[E],
+    out: &mut [E],
+    op: ReduceOp,
+) -> Result<()> {
+    let me = t.rank();
+    let at = group.iter().filter(|&&p| p < me).count();
+    let sends: Vec<(usize, &[u8])> = group.iter().map(|&p| (p, bytes(x))).collect();
+    let call = info::<E>(opk, x.len(), true, None, op.tag());
+    t.exchange(&call, &sends, group, &mut |off, bufs| {
+        let (lo, hi) = piece::<E>(off, bufs, x.len())?;
         let mut all: Vec<&[E]> = Vec::with_capacity(bufs.len() + 1);
         for b in bufs {
             all.push(as_elems::<E>(b)?);
         }
-        all.insert(me, x);
-        kernel::reduce(out, &all, op);
+        all.insert(at, &x[lo..hi]);
+        kernel::reduce(&mut out[lo..hi], &all, op);
+        Ok(())
+    })
+}
+
+fn reduce_scatter_allgather<E: Element>(
+    t: &dyn Transport,
+    peers: &[usize],
+    x: &[E],
+    out: &mut [E],
+    op: ReduceOp,
+) -> Result<()> {
+    let (n, me, len) = (t.size(), t.rank(), x.len());
+    let bounds = |r: usize| (r * len / n, (r + 1) * len / n);
+    // Round 1: rank r reduces chunk r of everyone's vector.
+    let sends: Vec<(usize, &[u8])> = peers
+        .iter()
+        .map(|&p| {
+            let (lo, hi) = bounds(p);
+            (p, bytes(&x[lo..hi]))
+        })
+        .collect();
+    let (mlo, mhi) = bounds(me);
+    let mut mine = vec![E::default(); mhi - mlo];
+    let call = info::<E>(Op::Allreduce, len, true, None, op.tag());
+    t.exchange(&call, &sends, peers, &mut |off, bufs| {
+        let (lo, hi) = piece::<E>(off, bufs, mhi - mlo)?;
+        let mut all: Vec<&[E]> = Vec::with_capacity(bufs.len() + 1);
+        for b in bufs {
+            all.push(as_elems::<E>(b)?);
+        }
+        all.insert(me, &x[mlo + lo..mlo + hi]);
+        kernel::reduce(&mut mine[lo..hi], &all, op);
+        Ok(())
+    })?;
+    // Round 2: everyone gathers the reduced chunks.
+    out[mlo..mhi].copy_from_slice(&mine);
+    let sends: Vec<(usize, &[u8])> = peers.iter().map(|&p| (p, bytes(&mine))).collect();
+    let call = info::<E>(Op::Allreduce, len, true, None, op.tag() | 1 << 32);
+    t.exchange(&call, &sends, peers, &mut |off, bufs| {
+        for (b, &p) in bufs.iter().zip(peers) {
+            let (plo, phi) = bounds(p);
+            let s = as_elems::<E>(b)?;
+            let lo = plo + off / std::mem::size_of::<E>();
+            if lo + s.len() > phi {
+                return Err(Error::Tensor(format!(
+                    "expected at most {} elements of chunk {p}, found {}",
+                    phi - plo,
+                    lo + s.len() - plo
+                )));
+            }
+            out[lo..lo + s.len()].copy_from_slice(s);
+        }
         Ok(())
     })
 }
@@ -285,12 +393,15 @@ pub(crate) fn broadcast_core<E: Element>(
         (vec![], vec![root])
     };
     let call = info::<E>(Op::Broadcast, x.len(), true, Some(root), 0);
-    let mut out = Vec::new();
-    t.exchange(&call, &sends, &recv, &mut |bufs| {
-        out = match bufs.first() {
-            Some(b) => as_elems::<E>(b)?.to_vec(),
-            None => x.to_vec(),
-        };
+    let mut out = if me == root {
+        x.to_vec()
+    } else {
+        Vec::with_capacity(x.len())
+    };
+    t.exchange(&call, &sends, &recv, &mut |_, bufs| {
+        if let Some(b) = bufs.first() {
+            out.extend_from_slice(as_elems::<E>(b)?);
+        }
         Ok(())
     })?;
     Ok(out)
@@ -306,10 +417,10 @@ pub(crate) fn gather_from<E: Element>(
 ) -> Result<Vec<Vec<E>>> {
     let sends: Vec<(usize, &[u8])> = dsts.iter().map(|&p| (p, bytes(x))).collect();
     let call = info::<E>(op, x.len(), false, None, tag);
-    let mut out = Vec::with_capacity(srcs.len());
-    t.exchange(&call, &sends, srcs, &mut |bufs| {
-        for b in bufs {
-            out.push(as_elems::<E>(b)?.to_vec());
+    let mut out: Vec<Vec<E>> = vec![Vec::new(); srcs.len()];
+    t.exchange(&call, &sends, srcs, &mut |_, bufs| {
+        for (o, b) in out.iter_mut().zip(bufs) {
+            o.extend_from_slice(as_elems::<E>(b)?);
         }
         Ok(())
     })?;
@@ -362,7 +473,7 @@ impl Fog {
     /// ```
     pub fn barrier(&self) -> Result<()> {
         self.t()?
-            .exchange(&CallInfo::bare(Op::Barrier), &[], &[], &mut |_| Ok(()))
+            .exchange(&CallInfo::bare(Op::Barrier), &[], &[], &mut |_, _| Ok(()))
     }
 
     /// Sets the topology used by [`neighbor_allreduce`](Self::neighbor_allreduce) and
@@ -379,7 +490,7 @@ impl Fog {
         topo.validate_for(self.size())?;
         let mut call = CallInfo::bare(Op::SetTopology);
         call.tag = topo.fingerprint();
-        self.t()?.exchange(&call, &[], &[], &mut |_| Ok(()))?;
+        self.t()?.exchange(&call, &[], &[], &mut |_, _| Ok(()))?;
         *self.topology.borrow_mut() = std::sync::Arc::new(topo);
         Ok(())
     }
@@ -412,6 +523,11 @@ impl Fog {
         let mut out = vec![T::Elem::default(); flat.len()];
         allreduce_core(self.t()?, &flat, &mut out, op)?;
         x.rebuild(out)
+    }
+
+    /// [`allreduce_op`](Self::allreduce_op) into a buffer the caller owns.
+    pub fn allreduce_into<E: Element>(&self, x: &[E], out: &mut [E], op: ReduceOp) -> Result<()> {
+        allreduce_core(self.t()?, x, out, op)
     }
 
     /// Every rank's value, in rank order. Lengths may differ between ranks for slices and

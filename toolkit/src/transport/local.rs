@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{check_consistent, CallInfo, Posted, Transport};
+use super::{check_consistent, CallInfo, Machine, Posted, Transport, Visit};
 use crate::{Error, Result};
 
 /// A rank's post for the current call.
@@ -50,16 +50,20 @@ struct State {
 /// The shared meeting place of `n` in-process ranks.
 pub struct LocalWorld {
     n: usize,
+    local_size: usize,
     timeout: Duration,
     state: Mutex<State>,
     cv: Condvar,
 }
 
 impl LocalWorld {
-    /// A world of `n` ranks whose calls give up after `timeout` of waiting for peers.
-    pub fn new(n: usize, timeout: Duration) -> Arc<Self> {
-        Arc::new(LocalWorld {
+    /// A world of `n` ranks whose calls give up after `timeout` of waiting for peers, on
+    /// emulated machines of `local_size` consecutive ranks (which must divide `n`).
+    pub fn new(n: usize, timeout: Duration, local_size: usize) -> Result<Arc<Self>> {
+        Machine::grouped(0, n, local_size)?;
+        Ok(Arc::new(LocalWorld {
             n,
+            local_size,
             timeout,
             state: Mutex::new(State {
                 arrived: 0,
@@ -70,7 +74,7 @@ impl LocalWorld {
                 failure: None,
             }),
             cv: Condvar::new(),
-        })
+        }))
     }
 
     /// The transport endpoint of `rank`.
@@ -147,12 +151,17 @@ impl Transport for LocalTransport {
         "local"
     }
 
+    fn machine(&self) -> Machine {
+        Machine::grouped(self.rank, self.world.n, self.world.local_size)
+            .unwrap_or_else(|_| Machine::single(self.rank, self.world.n))
+    }
+
     fn exchange(
         &self,
         info: &CallInfo,
         sends: &[(usize, &[u8])],
         recv_from: &[usize],
-        visit: &mut dyn FnMut(&[&[u8]]) -> Result<()>,
+        visit: &mut Visit<'_>,
     ) -> Result<()> {
         let w = &*self.world;
         let me = self.rank;
@@ -285,7 +294,7 @@ impl Transport for LocalTransport {
                 .iter()
                 .map(|&(p, l)| unsafe { std::slice::from_raw_parts(p, l) })
                 .collect();
-            visit(&bufs)
+            visit(0, &bufs)
         };
         // Keep our sends alive until everyone reading them is done. Readers only run
         // fogkit's kernels over the buffers, so this wait is bounded.

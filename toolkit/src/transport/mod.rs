@@ -6,6 +6,8 @@
 //! a fixed order, so every transport gives the same bits.
 
 pub mod local;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 
 use std::fmt;
 
@@ -31,6 +33,8 @@ pub enum Op {
     PairGossip,
     /// `set_topology`
     SetTopology,
+    /// `hierarchical_neighbor_allreduce`
+    HierarchicalNeighborAllreduce,
 }
 
 impl fmt::Display for Op {
@@ -44,6 +48,7 @@ impl fmt::Display for Op {
             Op::NeighborAllgather => "neighbor_allgather",
             Op::PairGossip => "pair_gossip",
             Op::SetTopology => "set_topology",
+            Op::HierarchicalNeighborAllreduce => "hierarchical_neighbor_allreduce",
         })
     }
 }
@@ -116,9 +121,10 @@ pub fn check_consistent(call: u64, posts: &[Posted<'_>]) -> Result<()> {
             Some(String::new())
         } else if a.tag != b.tag {
             Some(match a.op {
-                Op::SetTopology | Op::NeighborAllreduce | Op::NeighborAllgather => {
-                    " with a different topology".to_string()
-                }
+                Op::SetTopology
+                | Op::NeighborAllreduce
+                | Op::NeighborAllgather
+                | Op::HierarchicalNeighborAllreduce => " with a different topology".to_string(),
                 Op::Allreduce => " with a different reduction".to_string(),
                 _ => " with different options".to_string(),
             })
@@ -181,13 +187,19 @@ pub fn check_consistent(call: u64, posts: &[Posted<'_>]) -> Result<()> {
     Ok(())
 }
 
+/// Receives pieces of the incoming buffers: `visit(offset, bufs)` gives bytes
+/// `offset..offset + bufs[k].len()` of the message from `recv_from[k]`, for every `k`.
+/// A transport may call it once with whole buffers (offset 0) or several times with
+/// consecutive pieces of equal-length messages, so that work starts while data arrives.
+pub type Visit<'a> = dyn FnMut(usize, &[&[u8]]) -> Result<()> + 'a;
+
 /// The seam between collectives and the wire.
 ///
 /// One primitive: every rank calls [`exchange`](Transport::exchange) for its k-th
 /// collective, says what it calls, what it sends to whom and whom it receives from; the
 /// transport checks that all ranks' calls fit ([`check_consistent`]), delivers, and hands
-/// the received buffers (in `recv_from` order) to `visit`. A barrier is an exchange with
-/// nothing to send.
+/// the received buffers (in `recv_from` order) to `visit` (see [`Visit`]). A barrier is
+/// an exchange with nothing to send.
 pub trait Transport: Send + Sync {
     /// This rank, `0..size`.
     fn rank(&self) -> usize;
@@ -201,8 +213,55 @@ pub trait Transport: Send + Sync {
         info: &CallInfo,
         sends: &[(usize, &[u8])],
         recv_from: &[usize],
-        visit: &mut dyn FnMut(&[&[u8]]) -> Result<()>,
+        visit: &mut Visit<'_>,
     ) -> Result<()>;
     /// Short name for messages and benchmarks (`"local"`, `"mpi"`).
     fn name(&self) -> &'static str;
+    /// This rank's machine and its place there.
+    fn machine(&self) -> Machine {
+        Machine::single(self.rank(), self.size())
+    }
+}
+
+/// Where a rank runs: ranks sharing a machine (a host, or a group the local transport
+/// emulates) and the machines of the job. Machines hold equally many ranks, numbered
+/// consecutively: rank = machine_rank * local_size + local_rank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// Rank among the ranks of this machine.
+    pub local_rank: usize,
+    /// Ranks on this machine.
+    pub local_size: usize,
+    /// Index of this machine.
+    pub machine_rank: usize,
+    /// Number of machines.
+    pub machine_size: usize,
+}
+
+impl Machine {
+    /// All ranks on one machine.
+    pub fn single(rank: usize, size: usize) -> Self {
+        Machine {
+            local_rank: rank,
+            local_size: size,
+            machine_rank: 0,
+            machine_size: 1,
+        }
+    }
+
+    /// `size` ranks grouped into machines of `local_size` consecutive ranks; errors when
+    /// `local_size` does not divide `size`.
+    pub fn grouped(rank: usize, size: usize, local_size: usize) -> Result<Self> {
+        if local_size == 0 || size % local_size != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "ranks per machine must divide the {size} ranks, found {local_size}"
+            )));
+        }
+        Ok(Machine {
+            local_rank: rank % local_size,
+            local_size,
+            machine_rank: rank / local_size,
+            machine_size: size / local_size,
+        })
+    }
 }

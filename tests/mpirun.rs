@@ -1,0 +1,273 @@
+//! Programs under mpirun (through `fogrun`) against the same programs on in-process
+//! ranks: every collective bit for bit, the main job digit for digit, and failures that
+//! end the job quickly with the failing rank's message. Every child has a deadline.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fogkit::Config;
+use fogkit_tests::{digest, scenario};
+
+const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun");
+const COLLECTIVES: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
+const MAIN_JOB: &str = env!("CARGO_BIN_EXE_consensus_dsgd");
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+/// Runs a command, killing it after `secs` seconds (the test then fails).
+fn run(cmd: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
+    let start = Instant::now();
+    let mut child = Command::new(cmd)
+        .args(args)
+        .env("FOGKIT_TIMEOUT", "30")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {cmd}: {e}"));
+    let mut so = child.stdout.take().expect("stdout");
+    let mut se = child.stderr.take().expect("stderr");
+    let t1 = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let t2 = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd} {args:?} did not finish within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Out {
+        code: status.code().unwrap_or(-1),
+        stdout: t1.join().unwrap_or_default(),
+        stderr: t2.join().unwrap_or_default(),
+        took: start.elapsed(),
+    }
+}
+
+fn fogrun(np: usize, program: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
+    let np = np.to_string();
+    let mut a = vec!["-np", np.as_str(), "--allow-run-as-root", program];
+    a.extend_from_slice(args);
+    run(FOGRUN, &a, env, secs)
+}
+
+fn expected_digests(n: usize, local_size: Option<usize>) -> Vec<String> {
+    let cfg = Config {
+        local_size,
+        ..Config::default()
+    };
+    fogkit::run_with(cfg, n, |bf| {
+        let bits = scenario(bf)?;
+        Ok::<_, fogkit::Error>(format!(
+            "rank {} digest {:016x} count {}",
+            bf.rank(),
+            digest(&bits),
+            bits.len()
+        ))
+    })
+    .unwrap()
+}
+
+fn sorted_lines(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .lines()
+        .filter(|l| l.starts_with("rank "))
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_collective_is_bit_identical_under_mpirun() {
+    for np in [1usize, 2, 3, 4, 5, 8] {
+        let o = fogrun(np, COLLECTIVES, &[&np.to_string()], &[], 240);
+        assert_eq!(o.code, 0, "np={np}\n{}\n{}", o.stdout, o.stderr);
+        let mut want = expected_digests(np, None);
+        want.sort();
+        assert_eq!(sorted_lines(&o.stdout), want, "np={np}");
+    }
+}
+
+#[test]
+fn machines_emulated_on_one_host_are_bit_identical_too() {
+    for (np, ls) in [(4usize, 2usize), (6, 3), (8, 2)] {
+        let ls_s = ls.to_string();
+        let o = fogrun(
+            np,
+            COLLECTIVES,
+            &[&np.to_string()],
+            &[("FOGKIT_LOCAL_SIZE", &ls_s)],
+            240,
+        );
+        assert_eq!(o.code, 0, "np={np}\n{}", o.stderr);
+        let mut want = expected_digests(np, Some(ls));
+        want.sort();
+        assert_eq!(sorted_lines(&o.stdout), want, "np={np} local_size={ls}");
+    }
+}
+
+#[test]
+fn the_main_job_prints_the_same_numbers_on_both_transports() {
+    let local = run(MAIN_JOB, &[], &[], 240);
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    let mpi = fogrun(8, MAIN_JOB, &[], &[], 240);
+    assert_eq!(mpi.code, 0, "{}", mpi.stderr);
+    let norm = |s: &str| {
+        s.replace("(local transport)", "(T)")
+            .replace("(mpi transport)", "(T)")
+    };
+    assert!(mpi.stdout.contains("(mpi transport)"), "{}", mpi.stdout);
+    assert!(local.stdout.contains("rank 0's x after 600 steps"));
+    assert_eq!(norm(&local.stdout), norm(&mpi.stdout));
+}
+
+#[test]
+fn a_panicking_rank_ends_the_job_with_its_message() {
+    let o = fogrun(4, COLLECTIVES, &["4", "--panic-rank", "2"], &[], 60);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("fogkit: rank 2 panicked: rank 2 was told to panic"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.took < Duration::from_secs(20), "took {:?}", o.took);
+}
+
+#[test]
+fn a_killed_rank_ends_the_job_within_seconds() {
+    let o = fogrun(4, COLLECTIVES, &["4", "--kill-rank", "2"], &[], 60);
+    assert_ne!(o.code, 0);
+    let all = format!("{}{}", o.stdout, o.stderr);
+    assert!(
+        all.contains("process rank 2") && all.contains("signal 9"),
+        "{all}"
+    );
+    assert!(o.took < Duration::from_secs(20), "took {:?}", o.took);
+}
+
+#[test]
+fn a_rank_returning_an_error_ends_the_job_with_its_message() {
+    let o = fogrun(3, COLLECTIVES, &["3", "--fail-rank", "1"], &[], 60);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains(
+            "fogkit: rank 1 failed: invalid argument: rank 1 returns an error on purpose"
+        ),
+        "{}",
+        o.stderr
+    );
+    assert!(o.took < Duration::from_secs(20));
+}
+
+#[test]
+fn an_inconsistent_collective_is_an_error_naming_it() {
+    let o = fogrun(4, COLLECTIVES, &["4", "--mismatch"], &[], 60);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("collective mismatch at call #0: rank 0 called neighbor_allreduce(f64 x 1) but rank 1 called allreduce(f64 x 1)"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn a_rank_that_never_joins_times_out_instead_of_hanging() {
+    // --kill-rank would end the job through mpirun; here rank 3 just sleeps past a short
+    // timeout (its process stays alive), so fogkit's own deadline must fire.
+    let o = fogrun(
+        3,
+        COLLECTIVES,
+        &["3", "--panic-rank", "9"],
+        &[("FOGKIT_TIMEOUT", "1"), ("FOGKIT_TEST_SLEEP_RANK", "2")],
+        60,
+    );
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("timed out"), "{}", o.stderr);
+    assert!(o.took < Duration::from_secs(20), "took {:?}", o.took);
+}
+
+#[test]
+fn run_with_the_wrong_number_of_processes_says_so() {
+    let o = fogrun(2, COLLECTIVES, &["3"], &[], 60);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("run(3) was started by mpirun with 2 processes"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn fogrun_reports_what_is_missing() {
+    let o = run(FOGRUN, &["-np", "2", "/nonexistent/program"], &[], 30);
+    assert_eq!(o.code, 127);
+    assert!(
+        o.stderr
+            .contains("expected PROGRAM to be an executable file"),
+        "{}",
+        o.stderr
+    );
+    let o = run(
+        FOGRUN,
+        &["-np", "2", COLLECTIVES],
+        &[("PATH", "/nonexistent")],
+        30,
+    );
+    assert_eq!(o.code, 127);
+    assert!(
+        o.stderr.contains("mpirun was not found")
+            && o.stderr.contains("apt-get install openmpi-bin"),
+        "{}",
+        o.stderr
+    );
+    let o = run(
+        FOGRUN,
+        &[
+            "-np",
+            "8",
+            "--allow-run-as-root",
+            "--dry-run",
+            COLLECTIVES,
+            "8",
+        ],
+        &[],
+        30,
+    );
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stdout.starts_with("mpirun -np 8")
+            && o.stdout.contains("--oversubscribe")
+            && o.stdout.contains("-x FOGKIT_TIMEOUT"),
+        "{}",
+        o.stdout
+    );
+    let o = run(FOGRUN, &["--np", "x", "p"], &[], 30);
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr.contains("positive number of processes"),
+        "{}",
+        o.stderr
+    );
+}

@@ -1,0 +1,609 @@
+//! The `mpi` transport: one rank per process under `mpirun`, over the system's MPI
+//! (OpenMPI from Debian), reached through rsmpi's `mpi::ffi` and wrapped here.
+//!
+//! Each call first shares a small fixed-size descriptor of every rank's call (one
+//! nonblocking allgather), so the same [`check_consistent`] as the local transport runs
+//! on every rank before any data moves. Data then goes point to point: an 8-byte length,
+//! then pieces of at most [`PIECE`] bytes; equal-length messages are handed to the
+//! visitor piece by piece as they arrive, so the arithmetic reads data still in cache.
+//! Every wait polls against a deadline: a rank that never arrives gives
+//! [`Error::Timeout`], never a hang.
+
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use mpi::ffi;
+
+use super::{check_consistent, CallInfo, Machine, Op, Posted, Transport, Visit};
+use crate::tensor::Dtype;
+use crate::{Error, Result};
+
+/// Messages are sent in pieces of at most this many bytes.
+pub const PIECE: usize = 1 << 20;
+
+extern "C" {
+    fn atexit(cb: extern "C" fn()) -> c_int;
+}
+
+extern "C" fn finalize_at_exit() {
+    // SAFETY: plain MPI calls with valid out-pointers, at process exit.
+    unsafe {
+        let mut done: c_int = 0;
+        ffi::MPI_Finalized(&mut done);
+        if done == 0 {
+            ffi::MPI_Finalize();
+        }
+    }
+}
+
+/// Initialises MPI once per process (threads serialized at least: fogkit calls MPI from a
+/// rank's thread and its communication thread, never at once) and finalises it at exit.
+fn ensure_init() -> Result<()> {
+    static INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    INIT.get_or_init(|| {
+        // SAFETY: MPI_Init_thread with null argc/argv is allowed; out-pointers are valid.
+        unsafe {
+            let mut flag: c_int = 0;
+            ffi::MPI_Initialized(&mut flag);
+            if flag == 0 {
+                let mut provided: c_int = 0;
+                let rc = ffi::MPI_Init_thread(
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    ffi::RSMPI_THREAD_MULTIPLE,
+                    &mut provided,
+                );
+                if rc != 0 {
+                    return Err(format!("MPI_Init_thread failed with code {rc}"));
+                }
+                if provided < ffi::RSMPI_THREAD_SERIALIZED {
+                    return Err(format!(
+                        "expected MPI to support at least MPI_THREAD_SERIALIZED, found level {provided}"
+                    ));
+                }
+                atexit(finalize_at_exit);
+            }
+            Ok(())
+        }
+    })
+    .clone()
+    .map_err(Error::InvalidArgument)
+}
+
+/// Ends the whole MPI job (all processes) with `code`, after `message` on stderr.
+pub fn abort_job(message: &str, code: c_int) -> ! {
+    use std::io::Write;
+    // One write, so that mpirun does not interleave it with other ranks' lines.
+    let _ = std::io::stderr().write_all(format!("{message}\n").as_bytes());
+    // SAFETY: MPI is initialised whenever an MpiTransport exists.
+    unsafe {
+        ffi::MPI_Abort(ffi::RSMPI_COMM_WORLD, code);
+    }
+    std::process::exit(code)
+}
+
+/// One process's endpoint: a private duplicate of `MPI_COMM_WORLD`.
+pub struct MpiTransport {
+    comm: ffi::MPI_Comm,
+    rank: usize,
+    size: usize,
+    machine: Machine,
+    timeout: Duration,
+    calls: AtomicU64,
+    /// Set after a mismatch or timeout: every later call fails with it.
+    failed: Mutex<Option<Error>>,
+}
+
+// SAFETY: the communicator handle is only used through MPI calls, which fogkit makes
+// from one thread at a time (the rank's thread, or its communication thread while the
+// rank's thread waits); MPI is initialised with at least MPI_THREAD_SERIALIZED.
+unsafe impl Send for MpiTransport {}
+unsafe impl Sync for MpiTransport {}
+
+fn check(rc: c_int, what: &str) -> Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{what} failed with MPI error code {rc}"
+        )))
+    }
+}
+
+impl MpiTransport {
+    /// Joins the MPI job (initialising MPI on first use). Collective over all processes.
+    /// `local_size` regroups ranks into emulated machines (for tests on one host);
+    /// otherwise machines are the hosts, found with `MPI_Comm_split_type(SHARED)`.
+    pub fn new(timeout: Duration, local_size: Option<usize>) -> Result<MpiTransport> {
+        ensure_init()?;
+        // SAFETY: valid communicators and out-pointers throughout.
+        unsafe {
+            let mut comm: ffi::MPI_Comm = ffi::RSMPI_COMM_NULL;
+            check(
+                ffi::MPI_Comm_dup(ffi::RSMPI_COMM_WORLD, &mut comm),
+                "MPI_Comm_dup",
+            )?;
+            let (mut r, mut s): (c_int, c_int) = (0, 0);
+            ffi::MPI_Comm_rank(comm, &mut r);
+            ffi::MPI_Comm_size(comm, &mut s);
+            let (rank, size) = (r as usize, s as usize);
+            let machine = match local_size {
+                Some(ls) => Machine::grouped(rank, size, ls)?,
+                None => Self::find_machines(comm, rank, size)?,
+            };
+            Ok(MpiTransport {
+                comm,
+                rank,
+                size,
+                machine,
+                timeout,
+                calls: AtomicU64::new(0),
+                failed: Mutex::new(None),
+            })
+        }
+    }
+
+    /// Ranks sharing memory form a machine; machines are numbered by their lowest rank.
+    unsafe fn find_machines(comm: ffi::MPI_Comm, rank: usize, size: usize) -> Result<Machine> {
+        let mut local: ffi::MPI_Comm = ffi::RSMPI_COMM_NULL;
+        check(
+            ffi::MPI_Comm_split_type(
+                comm,
+                ffi::RSMPI_COMM_TYPE_SHARED,
+                rank as c_int,
+                ffi::RSMPI_INFO_NULL,
+                &mut local,
+            ),
+            "MPI_Comm_split_type",
+        )?;
+        let (mut lr, mut ls): (c_int, c_int) = (0, 0);
+        ffi::MPI_Comm_rank(local, &mut lr);
+        ffi::MPI_Comm_size(local, &mut ls);
+        let me = rank as u64;
+        let mut leader: u64 = 0;
+        ffi::MPI_Allreduce(
+            &me as *const u64 as *const c_void,
+            &mut leader as *mut u64 as *mut c_void,
+            1,
+            ffi::RSMPI_UINT64_T,
+            ffi::RSMPI_MIN,
+            local,
+        );
+        ffi::MPI_Comm_free(&mut local);
+        let mut leaders = vec![0u64; size];
+        ffi::MPI_Allgather(
+            &leader as *const u64 as *const c_void,
+            1,
+            ffi::RSMPI_UINT64_T,
+            leaders.as_mut_ptr() as *mut c_void,
+            1,
+            ffi::RSMPI_UINT64_T,
+            comm,
+        );
+        let mut distinct = leaders.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let machine = Machine {
+            local_rank: lr as usize,
+            local_size: ls as usize,
+            machine_rank: distinct.iter().position(|&l| l == leader).unwrap_or(0),
+            machine_size: distinct.len(),
+        };
+        // fogkit's machine-level ops expect equal machines of consecutive ranks (mpirun's
+        // default mapping by slot); otherwise treat the job as one machine.
+        let consecutive = size % machine.local_size == 0
+            && leaders
+                .iter()
+                .enumerate()
+                .all(|(r, &l)| l as usize == r / machine.local_size * machine.local_size);
+        if consecutive {
+            Ok(machine)
+        } else {
+            tracing::warn!(
+                "ranks are not laid out as equal machines of consecutive ranks; \
+                 treating the job as one machine"
+            );
+            Ok(Machine::single(rank, size))
+        }
+    }
+
+    fn fail(&self, e: &Error) {
+        let mut f = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        f.get_or_insert_with(|| e.share());
+    }
+}
+
+impl Drop for MpiTransport {
+    fn drop(&mut self) {
+        // A communicator left with pending requests (after a timeout) is not freed.
+        let failed = self.failed.lock().map(|f| f.is_some()).unwrap_or(true);
+        if !failed {
+            // SAFETY: the communicator was created by MPI_Comm_dup and is not used again.
+            unsafe {
+                let mut finalized: c_int = 0;
+                ffi::MPI_Finalized(&mut finalized);
+                if finalized == 0 {
+                    ffi::MPI_Comm_free(&mut self.comm);
+                }
+            }
+        }
+    }
+}
+
+// ---- the descriptor every rank shares for each call ----
+
+const HEAD: usize = 7;
+
+fn op_code(op: Op) -> u64 {
+    op as u64 + 1
+}
+
+fn op_from(code: u64) -> Op {
+    const ALL: [Op; 9] = [
+        Op::Barrier,
+        Op::Broadcast,
+        Op::Allreduce,
+        Op::Allgather,
+        Op::NeighborAllreduce,
+        Op::NeighborAllgather,
+        Op::PairGossip,
+        Op::SetTopology,
+        Op::HierarchicalNeighborAllreduce,
+    ];
+    ALL.into_iter()
+        .find(|&o| op_code(o) == code)
+        .unwrap_or(Op::Barrier)
+}
+
+fn encode(
+    call: u64,
+    info: &CallInfo,
+    sends: &[(usize, &[u8])],
+    recv: &[usize],
+    n: usize,
+) -> Vec<u64> {
+    let words = n.div_ceil(64);
+    let mut d = vec![0u64; HEAD + 2 * words];
+    d[0] = call;
+    d[1] = op_code(info.op);
+    d[2] = match info.dtype {
+        None => 0,
+        Some(Dtype::F32) => 1,
+        Some(Dtype::F64) => 2,
+    };
+    d[3] = info.len as u64;
+    d[4] = info.same_len as u64;
+    d[5] = info.root.map_or(0, |r| r as u64 + 1);
+    d[6] = info.tag;
+    for &(dst, _) in sends {
+        if dst < n {
+            d[HEAD + dst / 64] |= 1 << (dst % 64);
+        }
+    }
+    for &src in recv {
+        if src < n {
+            d[HEAD + words + src / 64] |= 1 << (src % 64);
+        }
+    }
+    d
+}
+
+fn decode(d: &[u64], n: usize) -> (u64, CallInfo, Vec<usize>, Vec<usize>) {
+    let words = n.div_ceil(64);
+    let info = CallInfo {
+        op: op_from(d[1]),
+        dtype: match d[2] {
+            1 => Some(Dtype::F32),
+            2 => Some(Dtype::F64),
+            _ => None,
+        },
+        len: d[3] as usize,
+        same_len: d[4] != 0,
+        root: d[5].checked_sub(1).map(|r| r as usize),
+        tag: d[6],
+    };
+    let bits = |base: usize| -> Vec<usize> {
+        (0..n)
+            .filter(|&r| d[base + r / 64] >> (r % 64) & 1 == 1)
+            .collect()
+    };
+    (d[0], info, bits(HEAD), bits(HEAD + words))
+}
+
+// ---- polling ----
+
+/// Backs off while nothing progresses: spin, then yield, then short sleeps (many ranks
+/// may share few cores, and transfers progress only while their owners call MPI).
+struct Backoff(u32);
+
+impl Backoff {
+    fn idle(&mut self) {
+        self.0 += 1;
+        if self.0 > 20_000 {
+            std::thread::sleep(Duration::from_micros(20));
+        } else if self.0 > 64 {
+            std::thread::yield_now();
+        }
+    }
+}
+
+unsafe fn test(req: &mut ffi::MPI_Request) -> bool {
+    if *req == ffi::RSMPI_REQUEST_NULL {
+        return true;
+    }
+    let mut flag: c_int = 0;
+    ffi::MPI_Test(req, &mut flag, ffi::RSMPI_STATUS_IGNORE);
+    flag != 0
+}
+
+/// One incoming message: its length (once the header is in) and its pieces.
+struct Incoming {
+    header: Box<u64>,
+    header_req: ffi::MPI_Request,
+    buf: Vec<u64>,
+    bytes: usize,
+    pieces: Vec<ffi::MPI_Request>,
+    done: usize,
+}
+
+impl Incoming {
+    fn data(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u64, u8>(&self.buf)[..self.bytes]
+    }
+}
+
+impl Transport for MpiTransport {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn name(&self) -> &'static str {
+        "mpi"
+    }
+
+    fn machine(&self) -> Machine {
+        self.machine
+    }
+
+    fn exchange(
+        &self,
+        info: &CallInfo,
+        sends: &[(usize, &[u8])],
+        recv_from: &[usize],
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        if let Some(e) = self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return Err(e.share());
+        }
+        let (n, me) = (self.size, self.rank);
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
+        let deadline = start + self.timeout;
+
+        // 1. Share descriptors and check that all calls fit.
+        let mine = encode(call, info, sends, recv_from, n);
+        let width = mine.len();
+        let mut all = vec![0u64; width * n];
+        // SAFETY: buffers outlive the request (leaked below if it cannot complete).
+        unsafe {
+            let mut req: ffi::MPI_Request = ffi::RSMPI_REQUEST_NULL;
+            check(
+                ffi::MPI_Iallgather(
+                    mine.as_ptr() as *const c_void,
+                    width as c_int,
+                    ffi::RSMPI_UINT64_T,
+                    all.as_mut_ptr() as *mut c_void,
+                    width as c_int,
+                    ffi::RSMPI_UINT64_T,
+                    self.comm,
+                    &mut req,
+                ),
+                "MPI_Iallgather",
+            )?;
+            let mut backoff = Backoff(0);
+            while !test(&mut req) {
+                if Instant::now() >= deadline {
+                    // The request still references both buffers: leak them.
+                    std::mem::forget(mine);
+                    std::mem::forget(all);
+                    let e = Error::Timeout {
+                        rank: me,
+                        op: info.to_string(),
+                        call,
+                        waited: start.elapsed(),
+                        missing: vec![],
+                        detail: " (MPI does not tell which: see the late ranks' own output)".into(),
+                    };
+                    self.fail(&e);
+                    return Err(e);
+                }
+                backoff.idle();
+            }
+        }
+        let decoded: Vec<_> = all.chunks(width).map(|d| decode(d, n)).collect();
+        if let Some((r, d)) = decoded.iter().enumerate().find(|(_, d)| d.0 != call) {
+            let e = Error::Mismatch {
+                call,
+                detail: format!(
+                    "rank {r} is at call #{} while rank {me} is at call #{call}",
+                    d.0
+                ),
+            };
+            self.fail(&e);
+            return Err(e);
+        }
+        let posts: Vec<Posted<'_>> = decoded
+            .iter()
+            .map(|(_, i, s, r)| Posted {
+                info: i,
+                send_to: s.clone(),
+                recv_from: r,
+            })
+            .collect();
+        if let Err(e) = check_consistent(call, &posts) {
+            self.fail(&e);
+            return Err(e);
+        }
+        if sends.is_empty() && recv_from.is_empty() {
+            return visit(0, &[]);
+        }
+
+        // 2. Move the data.
+        let tag = (call % 32_768) as c_int;
+        let headers: Vec<u64> = sends.iter().map(|(_, b)| b.len() as u64).collect();
+        let mut send_reqs: Vec<ffi::MPI_Request> = Vec::new();
+        let mut incoming: Vec<Incoming> = Vec::with_capacity(recv_from.len());
+        // SAFETY: every buffer below outlives its request: the loop does not end until all
+        // requests are complete (or the job is aborted).
+        unsafe {
+            for &src in recv_from {
+                let mut inc = Incoming {
+                    header: Box::new(0),
+                    header_req: ffi::RSMPI_REQUEST_NULL,
+                    buf: Vec::new(),
+                    bytes: 0,
+                    pieces: Vec::new(),
+                    done: 0,
+                };
+                ffi::MPI_Irecv(
+                    &mut *inc.header as *mut u64 as *mut c_void,
+                    8,
+                    ffi::RSMPI_UINT8_T,
+                    src as c_int,
+                    tag,
+                    self.comm,
+                    &mut inc.header_req,
+                );
+                incoming.push(inc);
+            }
+            for ((dst, data), header) in sends.iter().zip(&headers) {
+                let mut req = ffi::RSMPI_REQUEST_NULL;
+                ffi::MPI_Isend(
+                    header as *const u64 as *const c_void,
+                    8,
+                    ffi::RSMPI_UINT8_T,
+                    *dst as c_int,
+                    tag,
+                    self.comm,
+                    &mut req,
+                );
+                send_reqs.push(req);
+                for piece in data.chunks(PIECE) {
+                    let mut req = ffi::RSMPI_REQUEST_NULL;
+                    ffi::MPI_Isend(
+                        piece.as_ptr() as *const c_void,
+                        piece.len() as c_int,
+                        ffi::RSMPI_UINT8_T,
+                        *dst as c_int,
+                        tag,
+                        self.comm,
+                        &mut req,
+                    );
+                    send_reqs.push(req);
+                }
+            }
+
+            let mut backoff = Backoff(0);
+            let mut headers_in = 0;
+            let mut equal: Option<bool> = None;
+            let mut visited = 0usize;
+            let mut sends_done = 0usize;
+            let mut first_err: Option<Error> = None;
+            loop {
+                let mut progressed = false;
+                for (inc, &src) in incoming.iter_mut().zip(recv_from) {
+                    if inc.header_req != ffi::RSMPI_REQUEST_NULL && test(&mut inc.header_req) {
+                        inc.bytes = *inc.header as usize;
+                        inc.buf = vec![0u64; inc.bytes.div_ceil(8)];
+                        let base = inc.buf.as_mut_ptr() as *mut u8;
+                        let mut off = 0;
+                        while off < inc.bytes {
+                            let len = PIECE.min(inc.bytes - off);
+                            let mut req = ffi::RSMPI_REQUEST_NULL;
+                            ffi::MPI_Irecv(
+                                base.add(off) as *mut c_void,
+                                len as c_int,
+                                ffi::RSMPI_UINT8_T,
+                                src as c_int,
+                                tag,
+                                self.comm,
+                                &mut req,
+                            );
+                            inc.pieces.push(req);
+                            off += len;
+                        }
+                        headers_in += 1;
+                        progressed = true;
+                    }
+                    while inc.done < inc.pieces.len() && test(&mut inc.pieces[inc.done]) {
+                        inc.done += 1;
+                        progressed = true;
+                    }
+                }
+                while sends_done < send_reqs.len() && test(&mut send_reqs[sends_done]) {
+                    sends_done += 1;
+                    progressed = true;
+                }
+                if headers_in == incoming.len() {
+                    let eq = *equal.get_or_insert_with(|| {
+                        incoming.windows(2).all(|w| w[0].bytes == w[1].bytes)
+                    });
+                    if eq && first_err.is_none() {
+                        let ready = incoming.iter().map(|i| i.done).min().unwrap_or(0);
+                        while visited < ready {
+                            let off = visited * PIECE;
+                            let slices: Vec<&[u8]> = incoming
+                                .iter()
+                                .map(|i| &i.data()[off..(off + PIECE).min(i.bytes)])
+                                .collect();
+                            if let Err(e) = visit(off, &slices) {
+                                first_err = Some(e);
+                                break;
+                            }
+                            visited += 1;
+                        }
+                    }
+                    let all_in = incoming.iter().all(|i| i.done == i.pieces.len());
+                    if all_in && sends_done == send_reqs.len() {
+                        break;
+                    }
+                }
+                if progressed {
+                    backoff.0 = 0;
+                } else {
+                    if Instant::now() >= deadline {
+                        abort_job(
+                            &format!(
+                                "fogkit: rank {me} timed out after {:?} moving data in {info} \
+                                 (call #{call}); ending the MPI job",
+                                start.elapsed()
+                            ),
+                            1,
+                        );
+                    }
+                    backoff.idle();
+                }
+            }
+            if let Some(e) = first_err {
+                return Err(e);
+            }
+            let whole = equal == Some(false) || visited == 0;
+            if whole {
+                let slices: Vec<&[u8]> = incoming.iter().map(|i| i.data()).collect();
+                visit(0, &slices)?;
+            }
+        }
+        Ok(())
+    }
+}
