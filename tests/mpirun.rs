@@ -109,6 +109,33 @@ fn every_collective_is_bit_identical_under_mpirun() {
 }
 
 #[test]
+fn both_mpi_data_paths_are_bit_identical() {
+    // In place (cross-memory attach) where the host allows it, and point-to-point copies.
+    let np = 5;
+    let mut want = expected_digests(np, None);
+    want.sort();
+    let o = fogrun(np, COLLECTIVES, &["5"], &[], 240);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(sorted_lines(&o.stdout), want);
+    let in_place = o
+        .stderr
+        .contains("transport: mpi (neighbours read in place)");
+    let o = fogrun(np, COLLECTIVES, &["5"], &[("FOGKIT_MPI_CMA", "0")], 240);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("transport: mpi (point-to-point copies)"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(sorted_lines(&o.stdout), want);
+    // This project's machines allow cross-memory attach; say so if one does not.
+    assert!(
+        in_place || std::env::var_os("FOGKIT_ALLOW_NO_CMA").is_some(),
+        "in-place reads unavailable here"
+    );
+}
+
+#[test]
 fn machines_emulated_on_one_host_are_bit_identical_too() {
     for (np, ls) in [(4usize, 2usize), (6, 3), (8, 2)] {
         let ls_s = ls.to_string();

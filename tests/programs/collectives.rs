@@ -71,6 +71,9 @@ fn main() {
         if Some(bf.rank()) == panic_rank {
             panic!("rank {} was told to panic", bf.rank());
         }
+        if bf.rank() == 0 {
+            eprintln!("transport: {}", bf.transport_description());
+        }
         let bits = scenario(bf)?;
         Ok::<_, fogkit::Error>((bf.rank(), digest(&bits), bits.len()))
     });

@@ -47,7 +47,10 @@ fn main() {
         bf.set_topology(topo.clone())?;
         let (ins, outs) = (topo.in_neighbors(me), topo.out_neighbors(me));
         if me == 0 {
-            println!("MPI transport, {n} processes on one machine, f32, times in ms (median)");
+            println!(
+                "{}, {n} processes on one machine, f32, times in ms (median)",
+                bf.transport_description()
+            );
             println!(
                 "{:>10} {:>9} {:>9} {:>7} {:>10} {:>10} {:>10}",
                 "elements",

@@ -101,6 +101,11 @@ impl Fog {
         self.transport.name()
     }
 
+    /// The transport and how it moves data, e.g. `"mpi (neighbours read in place)"`.
+    pub fn transport_description(&self) -> String {
+        self.transport.describe()
+    }
+
     /// The dfdx device tensors are made on.
     pub fn device(&self) -> &Cpu {
         &self.device

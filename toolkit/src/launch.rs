@@ -28,6 +28,7 @@ pub fn launched_size() -> Option<usize> {
 pub const FORWARDED_ENV: &[&str] = &[
     "FOGKIT_TIMEOUT",
     "FOGKIT_LOCAL_SIZE",
+    "FOGKIT_MPI_CMA",
     "RUST_BACKTRACE",
     "RUST_LOG",
 ];

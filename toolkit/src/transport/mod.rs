@@ -217,6 +217,10 @@ pub trait Transport: Send + Sync {
     ) -> Result<()>;
     /// Short name for messages and benchmarks (`"local"`, `"mpi"`).
     fn name(&self) -> &'static str;
+    /// The name and how data moves, for people reading logs.
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
     /// This rank's machine and its place there.
     fn machine(&self) -> Machine {
         Machine::single(self.rank(), self.size())

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use mpi::ffi;
 
+mod cma;
+
 use super::{check_consistent, CallInfo, Machine, Op, Posted, Transport, Visit};
 use crate::tensor::Dtype;
 use crate::{Error, Result};
@@ -94,7 +96,14 @@ pub struct MpiTransport {
     calls: AtomicU64,
     /// Set after a mismatch or timeout: every later call fails with it.
     failed: Mutex<Option<Error>>,
+    /// Receive buffers kept between calls (fresh pages cost a fault each).
+    pool: Mutex<Vec<Vec<u64>>>,
+    /// All ranks share one host and can read each other's memory (see `cma`).
+    cma: bool,
 }
+
+/// Receive buffers kept at most.
+const POOL: usize = 16;
 
 // SAFETY: the communicator handle is only used through MPI calls, which fogkit makes
 // from one thread at a time (the rank's thread, or its communication thread while the
@@ -129,10 +138,13 @@ impl MpiTransport {
             ffi::MPI_Comm_rank(comm, &mut r);
             ffi::MPI_Comm_size(comm, &mut s);
             let (rank, size) = (r as usize, s as usize);
+            let (hosts, leaders) = Self::find_machines(comm, rank, size)?;
             let machine = match local_size {
                 Some(ls) => Machine::grouped(rank, size, ls)?,
-                None => Self::find_machines(comm, rank, size)?,
+                None => hosts,
             };
+            let one_host = leaders.iter().all(|&l| l == leaders[0]);
+            let cma = one_host && Self::probe_cma(comm, rank, size)?;
             Ok(MpiTransport {
                 comm,
                 rank,
@@ -141,12 +153,60 @@ impl MpiTransport {
                 timeout,
                 calls: AtomicU64::new(0),
                 failed: Mutex::new(None),
+                pool: Mutex::new(Vec::new()),
+                cma,
             })
         }
     }
 
+    /// Whether every rank can read every other rank's memory (all must agree: collective).
+    unsafe fn probe_cma(comm: ffi::MPI_Comm, rank: usize, size: usize) -> Result<bool> {
+        let mine = [std::process::id() as u64, &cma::PROBE as *const u64 as u64];
+        let mut all = vec![0u64; 2 * size];
+        check(
+            ffi::MPI_Allgather(
+                mine.as_ptr() as *const c_void,
+                2,
+                ffi::RSMPI_UINT64_T,
+                all.as_mut_ptr() as *mut c_void,
+                2,
+                ffi::RSMPI_UINT64_T,
+                comm,
+            ),
+            "MPI_Allgather",
+        )?;
+        let peers: Vec<(u64, u64)> = (0..size)
+            .filter(|&r| r != rank)
+            .map(|r| (all[2 * r], all[2 * r + 1]))
+            .collect();
+        let vote: u64 = (!cma::disabled_by_env() && cma::can_read(&peers)) as u64;
+        let mut agreed: u64 = 0;
+        check(
+            ffi::MPI_Allreduce(
+                &vote as *const u64 as *const c_void,
+                &mut agreed as *mut u64 as *mut c_void,
+                1,
+                ffi::RSMPI_UINT64_T,
+                ffi::RSMPI_MIN,
+                comm,
+            ),
+            "MPI_Allreduce",
+        )?;
+        Ok(agreed == 1)
+    }
+
+    /// Whether neighbours read each other's buffers in place (one host, probe passed).
+    pub fn reads_in_place(&self) -> bool {
+        self.cma
+    }
+
     /// Ranks sharing memory form a machine; machines are numbered by their lowest rank.
-    unsafe fn find_machines(comm: ffi::MPI_Comm, rank: usize, size: usize) -> Result<Machine> {
+    /// Also returns each rank's machine leader (its lowest rank).
+    unsafe fn find_machines(
+        comm: ffi::MPI_Comm,
+        rank: usize,
+        size: usize,
+    ) -> Result<(Machine, Vec<u64>)> {
         let mut local: ffi::MPI_Comm = ffi::RSMPI_COMM_NULL;
         check(
             ffi::MPI_Comm_split_type(
@@ -199,14 +259,41 @@ impl MpiTransport {
                 .enumerate()
                 .all(|(r, &l)| l as usize == r / machine.local_size * machine.local_size);
         if consecutive {
-            Ok(machine)
+            Ok((machine, leaders))
         } else {
             tracing::warn!(
                 "ranks are not laid out as equal machines of consecutive ranks; \
                  treating the job as one machine"
             );
-            Ok(Machine::single(rank, size))
+            Ok((Machine::single(rank, size), leaders))
         }
+    }
+
+    /// A buffer of at least `words` u64s, from the pool when one fits.
+    fn take_buffer(&self, words: usize) -> Vec<u64> {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let best = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.len() >= words)
+            .min_by_key(|(_, b)| b.len())
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => pool.swap_remove(i),
+            None => vec![0u64; words],
+        }
+    }
+
+    fn give_back(&self, bufs: impl IntoIterator<Item = Vec<u64>>) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        for b in bufs {
+            if b.capacity() > 0 {
+                pool.push(b);
+            }
+        }
+        // Keep the largest few.
+        pool.sort_by_key(|b| std::cmp::Reverse(b.len()));
+        pool.truncate(POOL);
     }
 
     fn fail(&self, e: &Error) {
@@ -354,6 +441,363 @@ impl Incoming {
     }
 }
 
+/// Messages of one call carry tag `call % TAGS`; in-place acknowledgements `TAGS + that`.
+const TAGS: u64 = 16_384;
+
+/// What the data stage of one call needs to know.
+#[derive(Clone, Copy)]
+struct Stage<'a> {
+    me: usize,
+    info: &'a CallInfo,
+    call: u64,
+    start: Instant,
+    deadline: Instant,
+    tag: c_int,
+}
+
+impl Stage<'_> {
+    /// Every rank is inside this call (the descriptors matched), so a data stage that
+    /// does not finish means a process is gone or stuck: end the job rather than hang.
+    fn check_deadline(&self) {
+        if Instant::now() >= self.deadline {
+            abort_job(
+                &format!(
+                    "fogkit: rank {} timed out after {:?} moving data in {} (call #{}); \
+                     ending the MPI job",
+                    self.me,
+                    self.start.elapsed(),
+                    self.info,
+                    self.call
+                ),
+                1,
+            );
+        }
+    }
+}
+
+impl MpiTransport {
+    /// Point-to-point: an 8-byte length, then pieces; the visitor gets pieces as they
+    /// arrive when all messages have the same length.
+    fn move_by_copy(
+        &self,
+        st: &Stage<'_>,
+        sends: &[(usize, &[u8])],
+        recv_from: &[usize],
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        let Stage {
+            me,
+            info,
+            call,
+            start,
+            deadline,
+            tag,
+        } = *st;
+        let _ = (me, info, call, start, deadline);
+        let headers: Vec<u64> = sends.iter().map(|(_, b)| b.len() as u64).collect();
+        let mut send_reqs: Vec<ffi::MPI_Request> = Vec::new();
+        let mut incoming: Vec<Incoming> = Vec::with_capacity(recv_from.len());
+        // SAFETY: every buffer below outlives its request: the loop does not end until all
+        // requests are complete (or the job is aborted).
+        unsafe {
+            for &src in recv_from {
+                let mut inc = Incoming {
+                    header: Box::new(0),
+                    header_req: ffi::RSMPI_REQUEST_NULL,
+                    buf: Vec::new(),
+                    bytes: 0,
+                    pieces: Vec::new(),
+                    done: 0,
+                };
+                ffi::MPI_Irecv(
+                    &mut *inc.header as *mut u64 as *mut c_void,
+                    8,
+                    ffi::RSMPI_UINT8_T,
+                    src as c_int,
+                    tag,
+                    self.comm,
+                    &mut inc.header_req,
+                );
+                incoming.push(inc);
+            }
+            for ((dst, data), header) in sends.iter().zip(&headers) {
+                let mut req = ffi::RSMPI_REQUEST_NULL;
+                ffi::MPI_Isend(
+                    header as *const u64 as *const c_void,
+                    8,
+                    ffi::RSMPI_UINT8_T,
+                    *dst as c_int,
+                    tag,
+                    self.comm,
+                    &mut req,
+                );
+                send_reqs.push(req);
+                for piece in data.chunks(PIECE) {
+                    let mut req = ffi::RSMPI_REQUEST_NULL;
+                    ffi::MPI_Isend(
+                        piece.as_ptr() as *const c_void,
+                        piece.len() as c_int,
+                        ffi::RSMPI_UINT8_T,
+                        *dst as c_int,
+                        tag,
+                        self.comm,
+                        &mut req,
+                    );
+                    send_reqs.push(req);
+                }
+            }
+
+            let mut backoff = Backoff(0);
+            let mut headers_in = 0;
+            let mut equal: Option<bool> = None;
+            let mut visited = 0usize;
+            let mut sends_done = 0usize;
+            let mut first_err: Option<Error> = None;
+            loop {
+                let mut progressed = false;
+                for (inc, &src) in incoming.iter_mut().zip(recv_from) {
+                    if inc.header_req != ffi::RSMPI_REQUEST_NULL && test(&mut inc.header_req) {
+                        inc.bytes = *inc.header as usize;
+                        inc.buf = self.take_buffer(inc.bytes.div_ceil(8));
+                        let base = inc.buf.as_mut_ptr() as *mut u8;
+                        let mut off = 0;
+                        while off < inc.bytes {
+                            let len = PIECE.min(inc.bytes - off);
+                            let mut req = ffi::RSMPI_REQUEST_NULL;
+                            ffi::MPI_Irecv(
+                                base.add(off) as *mut c_void,
+                                len as c_int,
+                                ffi::RSMPI_UINT8_T,
+                                src as c_int,
+                                tag,
+                                self.comm,
+                                &mut req,
+                            );
+                            inc.pieces.push(req);
+                            off += len;
+                        }
+                        headers_in += 1;
+                        progressed = true;
+                    }
+                    while inc.done < inc.pieces.len() && test(&mut inc.pieces[inc.done]) {
+                        inc.done += 1;
+                        progressed = true;
+                    }
+                }
+                while sends_done < send_reqs.len() && test(&mut send_reqs[sends_done]) {
+                    sends_done += 1;
+                    progressed = true;
+                }
+                if headers_in == incoming.len() {
+                    let eq = *equal.get_or_insert_with(|| {
+                        incoming.windows(2).all(|w| w[0].bytes == w[1].bytes)
+                    });
+                    if eq && first_err.is_none() {
+                        let ready = incoming.iter().map(|i| i.done).min().unwrap_or(0);
+                        while visited < ready {
+                            let off = visited * PIECE;
+                            let slices: Vec<&[u8]> = incoming
+                                .iter()
+                                .map(|i| &i.data()[off..(off + PIECE).min(i.bytes)])
+                                .collect();
+                            if let Err(e) = visit(off, &slices) {
+                                first_err = Some(e);
+                                break;
+                            }
+                            visited += 1;
+                        }
+                    }
+                    let all_in = incoming.iter().all(|i| i.done == i.pieces.len());
+                    if all_in && sends_done == send_reqs.len() {
+                        break;
+                    }
+                }
+                if progressed {
+                    backoff.0 = 0;
+                } else {
+                    if Instant::now() >= deadline {
+                        abort_job(
+                            &format!(
+                                "fogkit: rank {me} timed out after {:?} moving data in {info} \
+                             (call #{call}); ending the MPI job",
+                                start.elapsed()
+                            ),
+                            1,
+                        );
+                    }
+                    backoff.idle();
+                }
+            }
+            let whole = equal == Some(false) || visited == 0;
+            let result = match first_err {
+                Some(e) => Err(e),
+                None if whole => {
+                    let slices: Vec<&[u8]> = incoming.iter().map(|i| i.data()).collect();
+                    visit(0, &slices)
+                }
+                None => Ok(()),
+            };
+            self.give_back(incoming.into_iter().map(|i| i.buf));
+            result
+        }
+    }
+
+    /// In place (one host): each sender posts (pid, address, length) and keeps its buffer
+    /// until every reader acknowledges; each reader pulls pieces into cache-sized scratch
+    /// buffers with `process_vm_readv` and hands them to the visitor at once.
+    fn move_in_place(
+        &self,
+        st: &Stage<'_>,
+        sends: &[(usize, &[u8])],
+        recv_from: &[usize],
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        let pid = std::process::id() as u64;
+        let posts: Vec<[u64; 3]> = sends
+            .iter()
+            .map(|(_, b)| [pid, b.as_ptr() as u64, b.len() as u64])
+            .collect();
+        let mut heads: Vec<[u64; 3]> = vec![[0; 3]; recv_from.len()];
+        let mut acks_in: Vec<u64> = vec![0; sends.len()];
+        let ack_out: u64 = 1;
+        // SAFETY: reading an MPI constant.
+        let null = unsafe { ffi::RSMPI_REQUEST_NULL };
+        let mut head_reqs = vec![null; recv_from.len()];
+        let mut post_reqs = vec![null; sends.len()];
+        let mut ack_in_reqs = vec![null; sends.len()];
+        let mut ack_out_reqs = vec![null; recv_from.len()];
+        let ack_tag = st.tag + TAGS as c_int;
+        // SAFETY: all buffers handed to MPI live until the requests complete: this
+        // function waits for every request below before returning (or aborts the job).
+        unsafe {
+            for ((head, req), &src) in heads.iter_mut().zip(&mut head_reqs).zip(recv_from) {
+                ffi::MPI_Irecv(
+                    head.as_mut_ptr() as *mut c_void,
+                    3,
+                    ffi::RSMPI_UINT64_T,
+                    src as c_int,
+                    st.tag,
+                    self.comm,
+                    req,
+                );
+            }
+            for (k, (dst, _)) in sends.iter().enumerate() {
+                ffi::MPI_Irecv(
+                    &mut acks_in[k] as *mut u64 as *mut c_void,
+                    1,
+                    ffi::RSMPI_UINT64_T,
+                    *dst as c_int,
+                    ack_tag,
+                    self.comm,
+                    &mut ack_in_reqs[k],
+                );
+                ffi::MPI_Isend(
+                    posts[k].as_ptr() as *const c_void,
+                    3,
+                    ffi::RSMPI_UINT64_T,
+                    *dst as c_int,
+                    st.tag,
+                    self.comm,
+                    &mut post_reqs[k],
+                );
+            }
+            let mut backoff = Backoff(0);
+            while !head_reqs.iter_mut().all(|r| test(r)) {
+                st.check_deadline();
+                backoff.idle();
+            }
+        }
+        let result = self.read_in_place(&heads, visit);
+        // SAFETY: as above.
+        unsafe {
+            for (req, &src) in ack_out_reqs.iter_mut().zip(recv_from) {
+                ffi::MPI_Isend(
+                    &ack_out as *const u64 as *const c_void,
+                    1,
+                    ffi::RSMPI_UINT64_T,
+                    src as c_int,
+                    ack_tag,
+                    self.comm,
+                    req,
+                );
+            }
+            let mut backoff = Backoff(0);
+            loop {
+                let done = post_reqs.iter_mut().all(|r| test(r))
+                    && ack_out_reqs.iter_mut().all(|r| test(r))
+                    && ack_in_reqs.iter_mut().all(|r| test(r));
+                if done {
+                    break;
+                }
+                st.check_deadline();
+                backoff.idle();
+            }
+        }
+        result
+    }
+
+    /// Reads every source described by `heads` ([pid, address, length]) and visits it:
+    /// piece by piece when all lengths are equal, whole otherwise.
+    fn read_in_place(&self, heads: &[[u64; 3]], visit: &mut Visit<'_>) -> Result<()> {
+        let lens: Vec<usize> = heads.iter().map(|h| h[2] as usize).collect();
+        let equal = lens.windows(2).all(|w| w[0] == w[1]);
+        let total = lens.first().copied().unwrap_or(0);
+        let piece = if equal { PIECE.min(total.max(1)) } else { 0 };
+        let mut bufs: Vec<Vec<u64>> = lens
+            .iter()
+            .map(|&l| self.take_buffer(if equal { piece } else { l }.div_ceil(8)))
+            .collect();
+        let read_err = |e: std::io::Error, h: &[u64; 3]| -> ! {
+            abort_job(
+                &format!(
+                    "fogkit: rank {} could not read {} bytes of process {}: {e}; ending the MPI job",
+                    self.rank, h[2], h[0]
+                ),
+                1,
+            )
+        };
+        let mut result: Result<()>;
+        if heads.is_empty() {
+            result = visit(0, &[]);
+        } else if equal {
+            let mut off = 0;
+            loop {
+                let m = piece.min(total - off);
+                for (b, h) in bufs.iter_mut().zip(heads) {
+                    let dst = &mut bytemuck::cast_slice_mut::<u64, u8>(b)[..m];
+                    if let Err(e) = cma::read(h[0], h[1] + off as u64, dst) {
+                        read_err(e, h);
+                    }
+                }
+                let slices: Vec<&[u8]> = bufs
+                    .iter()
+                    .map(|b| &bytemuck::cast_slice::<u64, u8>(b)[..m])
+                    .collect();
+                result = visit(off, &slices);
+                off += m;
+                if result.is_err() || off >= total {
+                    break;
+                }
+            }
+        } else {
+            for (b, h) in bufs.iter_mut().zip(heads) {
+                let dst = &mut bytemuck::cast_slice_mut::<u64, u8>(b)[..h[2] as usize];
+                if let Err(e) = cma::read(h[0], h[1], dst) {
+                    read_err(e, h);
+                }
+            }
+            let slices: Vec<&[u8]> = bufs
+                .iter()
+                .zip(&lens)
+                .map(|(b, &l)| &bytemuck::cast_slice::<u64, u8>(b)[..l])
+                .collect();
+            result = visit(0, &slices);
+        }
+        self.give_back(bufs);
+        result
+    }
+}
+
 impl Transport for MpiTransport {
     fn rank(&self) -> usize {
         self.rank
@@ -369,6 +813,14 @@ impl Transport for MpiTransport {
 
     fn machine(&self) -> Machine {
         self.machine
+    }
+
+    fn describe(&self) -> String {
+        if self.cma {
+            "mpi (neighbours read in place)".into()
+        } else {
+            "mpi (point-to-point copies)".into()
+        }
     }
 
     fn exchange(
@@ -460,150 +912,19 @@ impl Transport for MpiTransport {
         }
 
         // 2. Move the data.
-        let tag = (call % 32_768) as c_int;
-        let headers: Vec<u64> = sends.iter().map(|(_, b)| b.len() as u64).collect();
-        let mut send_reqs: Vec<ffi::MPI_Request> = Vec::new();
-        let mut incoming: Vec<Incoming> = Vec::with_capacity(recv_from.len());
-        // SAFETY: every buffer below outlives its request: the loop does not end until all
-        // requests are complete (or the job is aborted).
-        unsafe {
-            for &src in recv_from {
-                let mut inc = Incoming {
-                    header: Box::new(0),
-                    header_req: ffi::RSMPI_REQUEST_NULL,
-                    buf: Vec::new(),
-                    bytes: 0,
-                    pieces: Vec::new(),
-                    done: 0,
-                };
-                ffi::MPI_Irecv(
-                    &mut *inc.header as *mut u64 as *mut c_void,
-                    8,
-                    ffi::RSMPI_UINT8_T,
-                    src as c_int,
-                    tag,
-                    self.comm,
-                    &mut inc.header_req,
-                );
-                incoming.push(inc);
-            }
-            for ((dst, data), header) in sends.iter().zip(&headers) {
-                let mut req = ffi::RSMPI_REQUEST_NULL;
-                ffi::MPI_Isend(
-                    header as *const u64 as *const c_void,
-                    8,
-                    ffi::RSMPI_UINT8_T,
-                    *dst as c_int,
-                    tag,
-                    self.comm,
-                    &mut req,
-                );
-                send_reqs.push(req);
-                for piece in data.chunks(PIECE) {
-                    let mut req = ffi::RSMPI_REQUEST_NULL;
-                    ffi::MPI_Isend(
-                        piece.as_ptr() as *const c_void,
-                        piece.len() as c_int,
-                        ffi::RSMPI_UINT8_T,
-                        *dst as c_int,
-                        tag,
-                        self.comm,
-                        &mut req,
-                    );
-                    send_reqs.push(req);
-                }
-            }
-
-            let mut backoff = Backoff(0);
-            let mut headers_in = 0;
-            let mut equal: Option<bool> = None;
-            let mut visited = 0usize;
-            let mut sends_done = 0usize;
-            let mut first_err: Option<Error> = None;
-            loop {
-                let mut progressed = false;
-                for (inc, &src) in incoming.iter_mut().zip(recv_from) {
-                    if inc.header_req != ffi::RSMPI_REQUEST_NULL && test(&mut inc.header_req) {
-                        inc.bytes = *inc.header as usize;
-                        inc.buf = vec![0u64; inc.bytes.div_ceil(8)];
-                        let base = inc.buf.as_mut_ptr() as *mut u8;
-                        let mut off = 0;
-                        while off < inc.bytes {
-                            let len = PIECE.min(inc.bytes - off);
-                            let mut req = ffi::RSMPI_REQUEST_NULL;
-                            ffi::MPI_Irecv(
-                                base.add(off) as *mut c_void,
-                                len as c_int,
-                                ffi::RSMPI_UINT8_T,
-                                src as c_int,
-                                tag,
-                                self.comm,
-                                &mut req,
-                            );
-                            inc.pieces.push(req);
-                            off += len;
-                        }
-                        headers_in += 1;
-                        progressed = true;
-                    }
-                    while inc.done < inc.pieces.len() && test(&mut inc.pieces[inc.done]) {
-                        inc.done += 1;
-                        progressed = true;
-                    }
-                }
-                while sends_done < send_reqs.len() && test(&mut send_reqs[sends_done]) {
-                    sends_done += 1;
-                    progressed = true;
-                }
-                if headers_in == incoming.len() {
-                    let eq = *equal.get_or_insert_with(|| {
-                        incoming.windows(2).all(|w| w[0].bytes == w[1].bytes)
-                    });
-                    if eq && first_err.is_none() {
-                        let ready = incoming.iter().map(|i| i.done).min().unwrap_or(0);
-                        while visited < ready {
-                            let off = visited * PIECE;
-                            let slices: Vec<&[u8]> = incoming
-                                .iter()
-                                .map(|i| &i.data()[off..(off + PIECE).min(i.bytes)])
-                                .collect();
-                            if let Err(e) = visit(off, &slices) {
-                                first_err = Some(e);
-                                break;
-                            }
-                            visited += 1;
-                        }
-                    }
-                    let all_in = incoming.iter().all(|i| i.done == i.pieces.len());
-                    if all_in && sends_done == send_reqs.len() {
-                        break;
-                    }
-                }
-                if progressed {
-                    backoff.0 = 0;
-                } else {
-                    if Instant::now() >= deadline {
-                        abort_job(
-                            &format!(
-                                "fogkit: rank {me} timed out after {:?} moving data in {info} \
-                                 (call #{call}); ending the MPI job",
-                                start.elapsed()
-                            ),
-                            1,
-                        );
-                    }
-                    backoff.idle();
-                }
-            }
-            if let Some(e) = first_err {
-                return Err(e);
-            }
-            let whole = equal == Some(false) || visited == 0;
-            if whole {
-                let slices: Vec<&[u8]> = incoming.iter().map(|i| i.data()).collect();
-                visit(0, &slices)?;
-            }
+        let tag = (call % TAGS) as c_int;
+        let stage = Stage {
+            me,
+            info,
+            call,
+            start,
+            deadline,
+            tag,
+        };
+        if self.cma {
+            self.move_in_place(&stage, sends, recv_from, visit)
+        } else {
+            self.move_by_copy(&stage, sends, recv_from, visit)
         }
-        Ok(())
     }
 }
