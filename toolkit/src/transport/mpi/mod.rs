@@ -441,6 +441,9 @@ impl Incoming {
     }
 }
 
+/// Calls whose largest message is at least this many bytes read in place.
+const IN_PLACE_BYTES: usize = 64 << 10;
+
 /// Messages of one call carry tag `call % TAGS`; in-place acknowledgements `TAGS + that`.
 const TAGS: u64 = 16_384;
 
@@ -921,7 +924,14 @@ impl Transport for MpiTransport {
             deadline,
             tag,
         };
-        if self.cma {
+        // Every rank knows every rank's length, so all choose the same path: in place
+        // pays an extra acknowledgement, worth it only for large messages.
+        let largest = decoded
+            .iter()
+            .map(|(_, i, _, _)| i.len * i.dtype.map_or(0, |d| d.size()))
+            .max()
+            .unwrap_or(0);
+        if self.cma && largest >= IN_PLACE_BYTES {
             self.move_in_place(&stage, sends, recv_from, visit)
         } else {
             self.move_by_copy(&stage, sends, recv_from, visit)
