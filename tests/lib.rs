@@ -101,3 +101,14 @@ pub fn digest(bits: &[u64]) -> u64 {
     }
     h
 }
+
+/// The line a rank reports for the scenario: `rank R digest HEX count C`.
+pub fn scenario_line(bf: &Fog) -> fogkit::Result<String> {
+    let bits = scenario(bf)?;
+    Ok(format!(
+        "rank {} digest {:016x} count {}",
+        bf.rank(),
+        digest(&bits),
+        bits.len()
+    ))
+}

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fogkit::Config;
-use fogkit_tests::{digest, scenario};
+use fogkit_tests::scenario_line;
 
 const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun");
 const COLLECTIVES: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
@@ -75,16 +75,7 @@ fn expected_digests(n: usize, local_size: Option<usize>) -> Vec<String> {
         local_size,
         ..Config::default()
     };
-    fogkit::run_with(cfg, n, |bf| {
-        let bits = scenario(bf)?;
-        Ok::<_, fogkit::Error>(format!(
-            "rank {} digest {:016x} count {}",
-            bf.rank(),
-            digest(&bits),
-            bits.len()
-        ))
-    })
-    .unwrap()
+    fogkit::run_with(cfg, n, scenario_line).unwrap()
 }
 
 fn sorted_lines(s: &str) -> Vec<String> {

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fogkit_tests::{digest, scenario};
+use fogkit_tests::scenario_line;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
 
@@ -31,16 +31,7 @@ fn a_separate_process_gives_the_same_bits() {
     for n in [1usize, 2, 3, 4, 5, 8] {
         let (code, stdout, stderr) = run_program(&[&n.to_string()]);
         assert_eq!(code, 0, "n={n}: {stderr}");
-        let expected = fogkit::run(n, |bf| {
-            let bits = scenario(bf)?;
-            Ok::<_, fogkit::Error>(format!(
-                "rank {} digest {:016x} count {}",
-                bf.rank(),
-                digest(&bits),
-                bits.len()
-            ))
-        })
-        .unwrap();
+        let expected = fogkit::run(n, scenario_line).unwrap();
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines, expected, "n={n}");
     }

@@ -5,7 +5,7 @@
 //!
 //! Usage: fogkit-collectives N [--panic-rank R]
 
-use fogkit_tests::{digest, scenario};
+use fogkit_tests::scenario_line;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -74,13 +74,12 @@ fn main() {
         if bf.rank() == 0 {
             eprintln!("transport: {}", bf.transport_description());
         }
-        let bits = scenario(bf)?;
-        Ok::<_, fogkit::Error>((bf.rank(), digest(&bits), bits.len()))
+        scenario_line(bf)
     });
     match res {
         Ok(rows) => {
-            for (r, d, c) in rows {
-                println!("rank {r} digest {d:016x} count {c}");
+            for line in rows {
+                println!("{line}");
             }
         }
         Err(e) => {

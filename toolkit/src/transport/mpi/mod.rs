@@ -86,6 +86,23 @@ pub fn abort_job(message: &str, code: c_int) -> ! {
     std::process::exit(code)
 }
 
+/// The minimum of `v` over the processes of `comm` (blocking; start-up only).
+unsafe fn min_over(comm: ffi::MPI_Comm, v: u64) -> Result<u64> {
+    let mut out: u64 = 0;
+    check(
+        ffi::MPI_Allreduce(
+            &v as *const u64 as *const c_void,
+            &mut out as *mut u64 as *mut c_void,
+            1,
+            ffi::RSMPI_UINT64_T,
+            ffi::RSMPI_MIN,
+            comm,
+        ),
+        "MPI_Allreduce",
+    )?;
+    Ok(out)
+}
+
 /// One process's endpoint: a private duplicate of `MPI_COMM_WORLD`.
 pub struct MpiTransport {
     comm: ffi::MPI_Comm,
@@ -180,19 +197,7 @@ impl MpiTransport {
             .map(|r| (all[2 * r], all[2 * r + 1]))
             .collect();
         let vote: u64 = (!cma::disabled_by_env() && cma::can_read(&peers)) as u64;
-        let mut agreed: u64 = 0;
-        check(
-            ffi::MPI_Allreduce(
-                &vote as *const u64 as *const c_void,
-                &mut agreed as *mut u64 as *mut c_void,
-                1,
-                ffi::RSMPI_UINT64_T,
-                ffi::RSMPI_MIN,
-                comm,
-            ),
-            "MPI_Allreduce",
-        )?;
-        Ok(agreed == 1)
+        Ok(min_over(comm, vote)? == 1)
     }
 
     /// Whether neighbours read each other's buffers in place (one host, probe passed).
@@ -221,16 +226,7 @@ impl MpiTransport {
         let (mut lr, mut ls): (c_int, c_int) = (0, 0);
         ffi::MPI_Comm_rank(local, &mut lr);
         ffi::MPI_Comm_size(local, &mut ls);
-        let me = rank as u64;
-        let mut leader: u64 = 0;
-        ffi::MPI_Allreduce(
-            &me as *const u64 as *const c_void,
-            &mut leader as *mut u64 as *mut c_void,
-            1,
-            ffi::RSMPI_UINT64_T,
-            ffi::RSMPI_MIN,
-            local,
-        );
+        let leader = min_over(local, rank as u64)?;
         ffi::MPI_Comm_free(&mut local);
         let mut leaders = vec![0u64; size];
         ffi::MPI_Allgather(
@@ -488,15 +484,7 @@ impl MpiTransport {
         recv_from: &[usize],
         visit: &mut Visit<'_>,
     ) -> Result<()> {
-        let Stage {
-            me,
-            info,
-            call,
-            start,
-            deadline,
-            tag,
-        } = *st;
-        let _ = (me, info, call, start, deadline);
+        let tag = st.tag;
         let headers: Vec<u64> = sends.iter().map(|(_, b)| b.len() as u64).collect();
         let mut send_reqs: Vec<ffi::MPI_Request> = Vec::new();
         let mut incoming: Vec<Incoming> = Vec::with_capacity(recv_from.len());
@@ -618,16 +606,7 @@ impl MpiTransport {
                 if progressed {
                     backoff.0 = 0;
                 } else {
-                    if Instant::now() >= deadline {
-                        abort_job(
-                            &format!(
-                                "fogkit: rank {me} timed out after {:?} moving data in {info} \
-                             (call #{call}); ending the MPI job",
-                                start.elapsed()
-                            ),
-                            1,
-                        );
-                    }
+                    st.check_deadline();
                     backoff.idle();
                 }
             }
