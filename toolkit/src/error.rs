@@ -81,6 +81,10 @@ pub enum Error {
     /// A tensor could not be read or rebuilt (shape or length does not fit).
     #[error("tensor: {0}")]
     Tensor(String),
+
+    /// Reading or writing data (metrics files, figures) failed.
+    #[error("{0}")]
+    Data(String),
 }
 
 fn who(missing: &[usize]) -> String {
@@ -136,6 +140,7 @@ impl Error {
                 reason: reason.clone(),
             },
             Error::Tensor(s) => Error::Tensor(s.clone()),
+            Error::Data(s) => Error::Data(s.clone()),
         }
     }
 }

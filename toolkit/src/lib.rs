@@ -32,7 +32,13 @@
 mod error;
 mod fog;
 pub mod launch;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod ops;
+#[cfg(feature = "metrics")]
+pub mod plot;
+#[cfg(feature = "metrics")]
+pub mod progress;
 pub mod tensor;
 pub mod topology;
 pub mod transport;
@@ -43,11 +49,22 @@ pub use launch::{launched_by_mpirun, launched_size};
 
 /// Re-exported so notebooks and programs need not name dfdx separately.
 pub use dfdx;
+/// Re-exported (feature `metrics`) so notebooks can name frame and figure types.
+#[cfg(feature = "metrics")]
+pub use plotly;
+#[cfg(feature = "metrics")]
+pub use polars;
 
 /// Everything a rank's code usually needs.
 pub mod prelude {
+    #[cfg(feature = "metrics")]
+    pub use crate::metrics::{FrameDisplay, Metrics};
     pub use crate::ops::{Handle, NeighborWeights, ReduceOp};
+    #[cfg(feature = "metrics")]
+    pub use crate::plot::Convergence;
     pub use crate::tensor::{Communicable, Element};
     pub use crate::topology::{self, Topology};
     pub use crate::{run, run_with, Config, Error, Fog};
+    #[cfg(feature = "metrics")]
+    pub use polars::prelude::{col, lit, DataFrame, IntoLazy};
 }

@@ -530,6 +530,65 @@ impl Fog {
         allreduce_core(self.t()?, x, out, op)
     }
 
+    /// Gathers every rank's bytes on `root` (in rank order; `None` on other ranks): how
+    /// metrics and other non-numeric data reach one place.
+    ///
+    /// ```
+    /// let v = fogkit::run(3, |bf| bf.gather_bytes(&[bf.rank() as u8; 2], 0)).unwrap();
+    /// assert_eq!(v[0], Some(vec![vec![0, 0], vec![1, 1], vec![2, 2]]));
+    /// assert_eq!(v[1], None);
+    /// ```
+    pub fn gather_bytes(&self, data: &[u8], root: usize) -> Result<Option<Vec<Vec<u8>>>> {
+        let (n, me) = (self.size(), self.rank());
+        if root >= n {
+            return Err(Error::InvalidArgument(format!(
+                "gather root must be a rank below {n}, found {root}"
+            )));
+        }
+        let (sends, recv): (Vec<(usize, &[u8])>, Vec<usize>) = if me == root {
+            (vec![], (0..n).filter(|&r| r != me).collect())
+        } else {
+            (vec![(root, data)], vec![])
+        };
+        let call = CallInfo {
+            op: Op::Gather,
+            dtype: None,
+            len: data.len(),
+            same_len: false,
+            root: Some(root),
+            tag: 0,
+        };
+        let mut parts: Vec<Vec<u8>> = vec![Vec::new(); recv.len()];
+        self.t()?.exchange(&call, &sends, &recv, &mut |_, bufs| {
+            for (p, b) in parts.iter_mut().zip(bufs) {
+                p.extend_from_slice(b);
+            }
+            Ok(())
+        })?;
+        if me != root {
+            return Ok(None);
+        }
+        parts.insert(me, data.to_vec());
+        Ok(Some(parts))
+    }
+
+    /// The consensus error `sqrt(1/n sum_i ||x_i - mean(x)||^2)` over all ranks (every
+    /// rank gets it): how far the ranks are from agreeing.
+    ///
+    /// ```
+    /// let e = fogkit::run(2, |bf| bf.consensus_error(&[bf.rank() as f64 * 2.0])).unwrap();
+    /// assert_eq!(e, vec![1.0, 1.0]);
+    /// ```
+    pub fn consensus_error<E: Element>(&self, x: &[E]) -> Result<f64> {
+        let mean = self.allreduce(x)?;
+        let d: f64 = x
+            .iter()
+            .zip(&mean)
+            .map(|(a, b)| (a.to_f64() - b.to_f64()).powi(2))
+            .sum();
+        Ok(self.allreduce(&[d])?[0].sqrt())
+    }
+
     /// Every rank's value, in rank order. Lengths may differ between ranks for slices and
     /// `Vec`s.
     ///

@@ -35,6 +35,8 @@ pub enum Op {
     SetTopology,
     /// `hierarchical_neighbor_allreduce`
     HierarchicalNeighborAllreduce,
+    /// `gather_bytes` (e.g. metrics to rank 0)
+    Gather,
 }
 
 impl fmt::Display for Op {
@@ -49,6 +51,7 @@ impl fmt::Display for Op {
             Op::PairGossip => "pair_gossip",
             Op::SetTopology => "set_topology",
             Op::HierarchicalNeighborAllreduce => "hierarchical_neighbor_allreduce",
+            Op::Gather => "gather",
         })
     }
 }
@@ -87,12 +90,11 @@ impl CallInfo {
 impl fmt::Display for CallInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.op)?;
-        if let Some(d) = self.dtype {
-            write!(f, "({d} x {}", self.len)?;
-            if let Some(r) = self.root {
-                write!(f, ", root {r}")?;
-            }
-            write!(f, ")")?;
+        match (self.dtype, self.root) {
+            (Some(d), Some(r)) => write!(f, "({d} x {}, root {r})", self.len)?,
+            (Some(d), None) => write!(f, "({d} x {})", self.len)?,
+            (None, Some(r)) => write!(f, "({} bytes, root {r})", self.len)?,
+            (None, None) => {}
         }
         Ok(())
     }

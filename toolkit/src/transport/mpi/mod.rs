@@ -324,7 +324,7 @@ fn op_code(op: Op) -> u64 {
 }
 
 fn op_from(code: u64) -> Op {
-    const ALL: [Op; 9] = [
+    const ALL: [Op; 10] = [
         Op::Barrier,
         Op::Broadcast,
         Op::Allreduce,
@@ -334,6 +334,7 @@ fn op_from(code: u64) -> Op {
         Op::PairGossip,
         Op::SetTopology,
         Op::HierarchicalNeighborAllreduce,
+        Op::Gather,
     ];
     ALL.into_iter()
         .find(|&o| op_code(o) == code)
