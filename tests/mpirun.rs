@@ -289,3 +289,19 @@ fn fogrun_reports_what_is_missing() {
         o.stderr
     );
 }
+
+#[cfg(feature = "metrics")]
+#[test]
+fn metrics_are_gathered_from_every_process() {
+    const METRICS: &str = env!("CARGO_BIN_EXE_fogkit-metrics");
+    for np in [1usize, 3, 4] {
+        // Rank r records 20 + r steps of 2 metrics.
+        let rows: usize = (0..np).map(|r| 2 * (20 + r)).sum();
+        let want = format!("rows {rows} mismatched 0");
+        let local = run(METRICS, &[&np.to_string()], &[], 120);
+        assert_eq!(local.stdout.trim(), want, "{}", local.stderr);
+        let mpi = fogrun(np, METRICS, &[&np.to_string()], &[], 120);
+        assert_eq!(mpi.code, 0, "{}", mpi.stderr);
+        assert_eq!(mpi.stdout.trim(), want, "np={np}");
+    }
+}
