@@ -4,7 +4,6 @@
 //! Usage: fogkit-metrics N
 
 use fogkit::metrics::Metrics;
-use fogkit::prelude::*;
 
 /// What rank `r` records at `step` for metric `m`.
 pub fn value(r: usize, step: u64, m: usize) -> f64 {
@@ -31,13 +30,18 @@ fn main() {
             let steps = df.column("step").and_then(|c| c.u64().cloned());
             let names = df.column("metric").and_then(|c| c.str().cloned());
             let values = df.column("value").and_then(|c| c.f64().cloned());
-            let (Ok(ranks), Ok(steps), Ok(names), Ok(values)) = (ranks, steps, names, values) else {
+            let (Ok(ranks), Ok(steps), Ok(names), Ok(values)) = (ranks, steps, names, values)
+            else {
                 return Err(fogkit::Error::Data("unexpected column types".into()));
             };
             let mut bad = 0;
             for i in 0..df.height() {
                 let m = usize::from(names.get(i) == Some("gap"));
-                let want = value(ranks.get(i).unwrap_or(0) as usize, steps.get(i).unwrap_or(0), m);
+                let want = value(
+                    ranks.get(i).unwrap_or(0) as usize,
+                    steps.get(i).unwrap_or(0),
+                    m,
+                );
                 if values.get(i) != Some(want) {
                     bad += 1;
                 }
