@@ -181,16 +181,11 @@ impl Metrics {
         let Some(parts) = bf.gather_bytes(&self.encode(), 0)? else {
             return Ok(None);
         };
-        let mut frames = parts.iter().map(|p| Metrics::decode(p)?.to_frame());
-        let mut all = frames
-            .next()
-            .unwrap_or_else(|| Metrics::new(self.run.clone(), 0).to_frame())?;
-        for f in frames {
-            all.vstack_mut(&f?)
-                .map_err(data_err("metrics: could not stack frames"))?;
-        }
-        all.rechunk_mut();
-        Ok(Some(all))
+        let frames = parts
+            .iter()
+            .map(|p| Metrics::decode(p)?.to_frame())
+            .collect::<Result<Vec<_>>>()?;
+        concat(&frames).map(Some)
     }
 
     /// A compact binary form for the wire: run, rank, names, then the columns.
