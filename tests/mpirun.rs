@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fogkit::Config;
 use fogkit_tests::scenario_line;
 
-const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun");
+const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
 const COLLECTIVES: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
 const MAIN_JOB: &str = env!("CARGO_BIN_EXE_consensus_dsgd");
 

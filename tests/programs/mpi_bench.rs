@@ -3,7 +3,8 @@
 //! raw cost of the traffic), next to allreduce of the same vector (fogkit's, bit-exact;
 //! and MPI's own `MPI_Allreduce` for reference). f32 vectors; median of repetitions.
 //!
-//! Run: `fogrun -np 4 $CARGO_TARGET_DIR/release/mpi_bench` (and `-np 8`), after
+//! Run: `target/release/fogrun -np 4 target/release/mpi_bench` (and `-np 8`), after
+//! `cargo build --release -p fogkit --bin fogrun` and
 //! `cargo build --release -p fogkit-tests --features mpi --bin mpi_bench`.
 
 use std::time::{Duration, Instant};
