@@ -200,11 +200,6 @@ impl MpiTransport {
         Ok(min_over(comm, vote)? == 1)
     }
 
-    /// Whether neighbours read each other's buffers in place (one host, probe passed).
-    pub fn reads_in_place(&self) -> bool {
-        self.cma
-    }
-
     /// Ranks sharing memory form a machine; machines are numbered by their lowest rank.
     /// Also returns each rank's machine leader (its lowest rank).
     unsafe fn find_machines(
