@@ -16,10 +16,10 @@ step "toolchain"
 cargo --version
 rustc --version
 
-step "system packages (Open MPI for the MPI transport)"
+step "system packages (Open MPI for the MPI transport, Chromium for notebook pictures)"
 # Installed only when missing, so a second run does nothing here.
 need=()
-for pkg in openmpi-bin libopenmpi-dev libclang-dev clang; do
+for pkg in openmpi-bin libopenmpi-dev libclang-dev clang chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -34,6 +34,29 @@ if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 
+step "notebook toolchain (Jupyter, the evcxr kernel, mdBook)"
+# Each piece only when missing.
+if ! python3 -c "import nbconvert, nbclient, jupyter_client, ipykernel" 2>/dev/null \
+    || ! command -v jupyter >/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check jupyter nbconvert nbclient
+    command -v pyenv >/dev/null && pyenv rehash
+fi
+jupyter --version | grep -E "nbconvert|nbclient" | tr -s ' '
+sysroot="$(rustc --print sysroot)"
+[ -d "$sysroot/lib/rustlib/src/rust/library" ] || rustup component add rust-src
+if ! command -v evcxr_jupyter >/dev/null; then
+    # 0.22.0 with its own lock file: about 5 minutes, once.
+    cargo install evcxr_jupyter --locked --version 0.22.0
+fi
+if ! jupyter kernelspec list --json | python3 -c \
+    "import json,sys; sys.exit(0 if 'rust' in json.load(sys.stdin)['kernelspecs'] else 1)"; then
+    evcxr_jupyter --install
+fi
+if ! command -v mdbook >/dev/null; then
+    cargo install mdbook --locked --version 0.5.4
+fi
+mdbook --version
+
 # One feature set for the lints and tests, so nothing is built twice.
 features=(--workspace --features fogkit-tests/mpi,fogkit-tests/metrics)
 
@@ -41,9 +64,12 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy "${features[@]}" --all-targets --quiet -- -D warnings
 
-step "tests (local transport, and under mpirun)"
-# Every test carries its own deadline; this bounds the whole run as well.
-timeout 3000 cargo test "${features[@]}" --no-fail-fast
+step "tests (local transport, under mpirun, notebooks, the book)"
+# Missing notebook tools fail the notebook tests here instead of skipping them.
+export FOGKIT_REQUIRE_NOTEBOOKS=1
+# Every test carries its own deadline; this bounds the whole run as well. The first run
+# on a machine compiles fogkit's dependencies into evcxr's cache (~/.cache/evcxr).
+timeout 4200 cargo test "${features[@]}" --no-fail-fast
 
 step "benchmarks build"
 # Without metrics: an optimized polars takes over 15 minutes to build here.

@@ -29,6 +29,7 @@
 //! [`transport`] (how bytes move) over [`topology`] (pure math); beside them [`tensor`]
 //! (what can be communicated).
 
+pub mod data;
 mod error;
 mod fog;
 pub mod launch;

@@ -285,6 +285,66 @@ pub fn concat(frames: &[DataFrame]) -> Result<DataFrame> {
     Ok(all)
 }
 
+/// The frame [`Metrics::gather`] left on rank 0, from the results of [`crate::run`]
+/// (in-process, the first result). An error when no rank holds a frame, as on ranks
+/// other than 0 under MPI.
+///
+/// ```
+/// use fogkit::prelude::*;
+/// let results = fogkit::run(3, |bf: &Fog| -> fogkit::Result<_> {
+///     let mut m = Metrics::new("demo", bf.rank());
+///     m.record(0, "x", bf.rank() as f64)?;
+///     m.gather(bf)
+/// })
+/// .unwrap();
+/// let df = fogkit::metrics::gathered(results).unwrap();
+/// assert_eq!(df.height(), 3);
+/// ```
+pub fn gathered(results: Vec<Option<DataFrame>>) -> Result<DataFrame> {
+    let n = results.len();
+    results.into_iter().flatten().next().ok_or_else(|| {
+        Error::Data(format!(
+            "metrics: expected a gathered frame among {n} rank result(s), found none \
+             (gather leaves it on rank 0)"
+        ))
+    })
+}
+
+/// The values of `metric` in `run` recorded by `rank`, in step order.
+///
+/// ```
+/// use fogkit::metrics::{series, Metrics};
+/// let mut m = Metrics::new("demo", 0);
+/// m.record(1, "x", 2.0).unwrap();
+/// m.record(0, "x", 1.0).unwrap();
+/// assert_eq!(series(&m.to_frame().unwrap(), "demo", "x", 0).unwrap(), vec![1.0, 2.0]);
+/// ```
+pub fn series(df: &DataFrame, run: &str, metric: &str, rank: usize) -> Result<Vec<f64>> {
+    let rows = df
+        .clone()
+        .lazy()
+        .filter(
+            col("run")
+                .eq(lit(run))
+                .and(col("metric").eq(lit(metric)))
+                .and(col("rank").eq(lit(rank as u32))),
+        )
+        .sort(["step"], SortMultipleOptions::default())
+        .select([col("value")])
+        .collect()
+        .map_err(data_err("metrics: could not select a series"))?;
+    if rows.height() == 0 {
+        return Err(Error::Data(format!(
+            "metrics: expected records of run {run:?}, metric {metric:?}, rank {rank}; found none"
+        )));
+    }
+    let values = rows
+        .column("value")
+        .and_then(|c| c.f64().cloned())
+        .map_err(data_err("metrics: value column"))?;
+    Ok(values.into_no_null_iter().collect())
+}
+
 enum Format {
     Parquet,
     Csv,

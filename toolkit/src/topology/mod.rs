@@ -21,7 +21,7 @@
 
 mod dynamic;
 mod generators;
-mod linalg;
+pub(crate) mod linalg;
 
 pub use dynamic::{one_peer_exponential_two, OnePeer, OnePeerSchedule};
 pub use generators::{

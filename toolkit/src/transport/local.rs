@@ -151,6 +151,14 @@ impl Transport for LocalTransport {
         "local"
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "local ({} ranks as threads of process {}; neighbours read each other's buffers in place)",
+            self.world.n,
+            std::process::id()
+        )
+    }
+
     fn machine(&self) -> Machine {
         Machine::grouped(self.rank, self.world.n, self.world.local_size)
             .unwrap_or_else(|_| Machine::single(self.rank, self.world.n))

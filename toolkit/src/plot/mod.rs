@@ -12,6 +12,8 @@
 //! assert!(fig.to_json().contains("\"name\":\"dsgd\""));
 //! ```
 
+mod figure;
+
 use std::path::Path;
 
 use plotly::common::{Fill, Line, Marker, Mode, Title};
@@ -23,11 +25,31 @@ use crate::metrics::summary_by_step;
 use crate::topology::Topology;
 use crate::{Error, Result};
 
+pub use figure::Figure;
+
 /// Plotly's default colour cycle, so a run's band matches its line.
 const PALETTE: [&str; 10] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
     "#bcbd22", "#17becf",
 ];
+
+/// The colour of the `k`-th run in a [`Convergence`] figure (plotly's default cycle), to
+/// draw companion lines (bounds, rates) in the same colour.
+///
+/// ```
+/// assert_eq!(fogkit::plot::color(0), "#1f77b4");
+/// assert_eq!(fogkit::plot::color(10), fogkit::plot::color(0));
+/// ```
+pub fn color(k: usize) -> &'static str {
+    PALETTE[k % PALETTE.len()]
+}
+
+/// A logarithmic axis with tick labels as powers of ten (not plotly's SI prefixes, which
+/// print 1e-6 as "1µ").
+pub fn log_axis(axis: Axis) -> Axis {
+    axis.type_(AxisType::Log)
+        .exponent_format(plotly::common::ExponentFormat::Power)
+}
 
 fn translucent(hex: &str) -> String {
     let v = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(128);
@@ -136,7 +158,7 @@ impl Convergence {
                 .collect()
                 .map_err(data_err)?;
             let (x, mean) = (numbers(&s, "step")?, numbers(&s, "mean")?);
-            let color = PALETTE[i % PALETTE.len()];
+            let color = color(i);
             if self.band {
                 let (lo, hi) = (numbers(&s, "min")?, numbers(&s, "max")?);
                 plot.add_trace(
@@ -168,7 +190,7 @@ impl Convergence {
         }
         let mut y = Axis::new().title(Title::from(self.metric.as_str()));
         if self.log_y {
-            y = y.type_(AxisType::Log);
+            y = log_axis(y);
         }
         plot.set_layout(
             Layout::new()
@@ -233,21 +255,81 @@ pub enum NodeLayout {
 /// Draws a topology: ranks as numbered nodes, each edge `j -> i` (rank `i` receives from
 /// `j`) as a line whose width follows `w_ij`, its weight in the hover text.
 pub fn topology(t: &Topology, layout: NodeLayout) -> Plot {
-    let n = t.size();
-    let pos: Vec<(f64, f64)> = (0..n)
+    let mut plot = Plot::new();
+    add_topology(&mut plot, t, layout, (0.0, 0.0));
+    plot.set_layout(
+        Layout::new()
+            .title(Title::from(
+                format!("{} ranks, rho = {:.4}", t.size(), t.mixing_rate()).as_str(),
+            ))
+            .x_axis(Axis::new().visible(false))
+            .y_axis(Axis::new().visible(false).scale_anchor("x")),
+    );
+    plot
+}
+
+/// Several topologies side by side, `cols` to a row, each captioned with its name and
+/// mixing rate: one figure for a whole family of graphs.
+///
+/// ```
+/// use fogkit::plot::{topologies, NodeLayout};
+/// use fogkit::topology;
+/// let fig = topologies(
+///     &[("ring", topology::ring(6), NodeLayout::Circle), ("star", topology::star(6), NodeLayout::Circle)],
+///     2,
+/// );
+/// assert!(fig.to_json().contains("ring, rho = 0.6667"));
+/// ```
+pub fn topologies(items: &[(&str, Topology, NodeLayout)], cols: usize) -> Plot {
+    let cols = cols.max(1);
+    let mut plot = Plot::new();
+    for (k, (name, t, layout)) in items.iter().enumerate() {
+        let origin = (3.0 * (k % cols) as f64, -3.2 * (k / cols) as f64);
+        add_topology(&mut plot, t, *layout, origin);
+        plot.add_trace(
+            Scatter::new(vec![origin.0], vec![origin.1 + 1.45])
+                .mode(Mode::Text)
+                .text(format!("{name}, rho = {:.4}", t.mixing_rate()))
+                .name(*name)
+                .show_legend(false),
+        );
+    }
+    let rows = items.len().div_ceil(cols).max(1);
+    plot.set_layout(
+        Layout::new()
+            .show_legend(false)
+            .height(320 * rows)
+            .x_axis(Axis::new().visible(false))
+            .y_axis(Axis::new().visible(false).scale_anchor("x")),
+    );
+    plot
+}
+
+/// Node positions in a box of about [-1, 1]^2 around `origin`.
+fn positions(n: usize, layout: NodeLayout, origin: (f64, f64)) -> Vec<(f64, f64)> {
+    (0..n)
         .map(|r| match layout {
             NodeLayout::Circle => {
                 let a = std::f64::consts::FRAC_PI_2
                     - 2.0 * std::f64::consts::PI * r as f64 / n.max(1) as f64;
-                (a.cos(), a.sin())
+                (origin.0 + a.cos(), origin.1 + a.sin())
             }
             NodeLayout::Grid(cols) => {
                 let c = cols.max(1);
-                ((r % c) as f64, -((r / c) as f64))
+                let rows = n.div_ceil(c).max(1);
+                let span = (c.max(rows) - 1).max(1) as f64;
+                (
+                    origin.0 - 1.0 + 2.0 * (r % c) as f64 / span,
+                    origin.1 + 1.0 - 2.0 * (r / c) as f64 / span,
+                )
             }
         })
-        .collect();
-    let mut plot = Plot::new();
+        .collect()
+}
+
+fn add_topology(plot: &mut Plot, t: &Topology, layout: NodeLayout, origin: (f64, f64)) {
+    let n = t.size();
+    let pos = positions(n, layout, origin);
     for i in 0..n {
         for j in t.in_neighbors(i) {
             let w = t.weight(i, j);
@@ -269,7 +351,12 @@ pub fn topology(t: &Topology, layout: NodeLayout) -> Plot {
         )
         .mode(Mode::MarkersText)
         .text_array((0..n).map(|r| r.to_string()).collect())
-        .marker(Marker::new().size(24).color("#1f77b4"))
+        .marker(
+            Marker::new()
+                .size(if n > 12 { 16 } else { 24 })
+                .color("#1f77b4"),
+        )
+        .text_font(plotly::common::Font::new().color("#ffffff"))
         .name("ranks")
         .hover_text_array(
             (0..n)
@@ -278,15 +365,6 @@ pub fn topology(t: &Topology, layout: NodeLayout) -> Plot {
         )
         .show_legend(false),
     );
-    plot.set_layout(
-        Layout::new()
-            .title(Title::from(
-                format!("{n} ranks, rho = {:.4}", t.mixing_rate()).as_str(),
-            ))
-            .x_axis(Axis::new().visible(false))
-            .y_axis(Axis::new().visible(false).scale_anchor("x")),
-    );
-    plot
 }
 
 /// Writes `plot` as a standalone HTML page, atomically (temporary file, then rename).

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Executes the chapter notebooks in place (their committed outputs) and writes their
+# figures as PNGs into tutorials/src/figures (the course book's pictures).
+# Usage: notebooks/execute.sh [ch02_average_consensus.ipynb ...]   (default: all chapters)
+# Needs Jupyter, the evcxr kernel and Chromium: tests/run-all.sh installs them.
+set -euo pipefail
+cd "$(dirname "$0")"
+# evcxr runs its own cargo; an inherited target directory would be shared with (and
+# locked by) other builds.
+unset CARGO_TARGET_DIR
+export FOGKIT_FIGURES="$PWD/../tutorials/src/figures"
+mkdir -p "$FOGKIT_FIGURES"
+notebooks=("$@")
+[ ${#notebooks[@]} -gt 0 ] || notebooks=(ch0*.ipynb)
+for nb in "${notebooks[@]}"; do
+    start=$(date +%s)
+    jupyter nbconvert --to notebook --execute --inplace \
+        --ExecutePreprocessor.kernel_name=rust --ExecutePreprocessor.timeout=2400 "$nb"
+    if grep -q "panicked at" "$nb"; then
+        echo "$nb: a cell panicked" >&2
+        exit 1
+    fi
+    echo "$nb: $(( $(date +%s) - start )) s"
+done

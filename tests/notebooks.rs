@@ -1,0 +1,317 @@
+//! The course notebooks execute: every chapter in `notebooks/` runs headless in a real
+//! Jupyter kernel (evcxr), and fails the test on a cell that does not compile, returns an
+//! error or panics (nbconvert alone passes a panicking cell), or on a figure without its
+//! picture when Chromium is installed. The committed notebooks must carry their outputs.
+//!
+//! Needs `jupyter` and the `rust` kernel (`tests/run-all.sh` installs both). Without them
+//! the tests say so and pass, unless `CI` or `FOGKIT_REQUIRE_NOTEBOOKS` is set: then a
+//! missing tool is a failure, so CI cannot pass by skipping.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde_json::Value;
+
+/// One notebook at a time: the first compiles fogkit's dependencies into evcxr's cache,
+/// the others reuse it; in parallel they would all compile everything at once.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn notebooks_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../notebooks")
+}
+
+fn required() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+        || std::env::var_os("FOGKIT_REQUIRE_NOTEBOOKS").is_some_and(|v| v == "1")
+}
+
+/// `None` when Jupyter and the rust kernel are present, else what is missing.
+fn missing_tools() -> Option<String> {
+    let out = Command::new("jupyter")
+        .args(["kernelspec", "list", "--json"])
+        .output();
+    match out {
+        Err(e) => Some(format!("jupyter could not be started ({e})")),
+        Ok(o) if !o.status.success() => Some(format!(
+            "`jupyter kernelspec list` failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )),
+        Ok(o) => {
+            let specs: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+            if specs["kernelspecs"]["rust"].is_object() {
+                None
+            } else {
+                Some("the Jupyter kernel `rust` (evcxr_jupyter --install) is not installed".into())
+            }
+        }
+    }
+}
+
+fn chromium_present() -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|d| d.join("chromium").is_file())
+}
+
+fn read_notebook(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("could not read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+fn source(cell: &Value) -> String {
+    match &cell["source"] {
+        Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect(),
+        Value::String(s) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+fn text_of(output: &Value) -> String {
+    let mut t = match &output["text"] {
+        Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect(),
+        Value::String(s) => s.clone(),
+        _ => String::new(),
+    };
+    if let Some(plain) = output["data"]["text/plain"].as_str() {
+        t.push_str(plain);
+    }
+    t
+}
+
+/// Problems in an executed notebook: cells not run, errors, panics, figures without a
+/// picture (when `want_pictures`).
+fn problems(nb: &Value, want_pictures: bool) -> Vec<String> {
+    let mut found = Vec::new();
+    let cells = nb["cells"].as_array().cloned().unwrap_or_default();
+    for (i, cell) in cells.iter().enumerate() {
+        if cell["cell_type"] != "code" {
+            continue;
+        }
+        let src = source(cell);
+        let head = src.lines().next().unwrap_or("").to_string();
+        if cell["execution_count"].is_null() {
+            found.push(format!("cell {i} ({head}) was not executed"));
+        }
+        let outputs = cell["outputs"].as_array().cloned().unwrap_or_default();
+        for o in &outputs {
+            let text = text_of(o);
+            if o["output_type"] == "error" {
+                found.push(format!(
+                    "cell {i} ({head}) raised {}: {}",
+                    o["ename"], o["evalue"]
+                ));
+            } else if text.contains("panicked at") {
+                found.push(format!("cell {i} ({head}) panicked: {}", text.trim()));
+            } else if o["name"] == "stderr" && text.contains("error") {
+                found.push(format!(
+                    "cell {i} ({head}) printed an error: {}",
+                    text.trim()
+                ));
+            }
+        }
+        let last_line = src
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let shows_figure = src.contains("Figure::new(") && !last_line.trim_end().ends_with(';');
+        if shows_figure {
+            let plotly = outputs
+                .iter()
+                .any(|o| o["data"]["application/vnd.plotly.v1+json"].is_object());
+            let png = outputs.iter().any(|o| {
+                o["data"]["image/png"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("iVBORw0KGgo"))
+            });
+            if !plotly {
+                found.push(format!("cell {i} ({head}) shows no plotly figure"));
+            }
+            if want_pictures && !png {
+                found.push(format!("cell {i} ({head}) shows a figure without its PNG"));
+            }
+        }
+    }
+    found
+}
+
+fn execute(name: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = notebooks_dir();
+    let input = dir.join(name);
+    assert!(input.is_file(), "{} is missing", input.display());
+
+    // The committed notebook carries its outputs, and they are clean.
+    let committed = read_notebook(&input);
+    let stale = problems(&committed, true);
+    assert!(
+        stale.is_empty(),
+        "the committed {name} must be executed with its outputs (notebooks/execute.sh): {stale:#?}"
+    );
+
+    if let Some(why) = missing_tools() {
+        if required() {
+            panic!(
+                "cannot execute {name}: {why}; tests/run-all.sh installs the notebook toolchain"
+            );
+        }
+        eprintln!("skipping the execution of {name}: {why} (set CI=1 to make this a failure)");
+        return;
+    }
+    let out_dir = std::env::temp_dir().join(format!("fogkit-notebooks-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).expect("temporary directory");
+    let started = Instant::now();
+    let run = Command::new("jupyter")
+        .args([
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.kernel_name=rust",
+            "--ExecutePreprocessor.timeout=2400",
+            "--output-dir",
+        ])
+        .arg(&out_dir)
+        .arg(&input)
+        .current_dir(&dir)
+        .env_remove("FOGKIT_FIGURES")
+        // evcxr runs cargo itself: it must not build into (and wait for the lock on) the
+        // target directory of the cargo that runs this test.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .output()
+        .expect("jupyter nbconvert could not be started");
+    let took = started.elapsed();
+    assert!(
+        run.status.success(),
+        "{name} failed to execute ({took:.0?}):\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let executed = read_notebook(&out_dir.join(name));
+    let found = problems(&executed, chromium_present());
+    assert!(
+        found.is_empty(),
+        "{name} executed with problems: {found:#?}"
+    );
+    eprintln!("{name}: executed cleanly in {took:.1?}");
+}
+
+#[test]
+fn ch01_preliminaries() {
+    execute("ch01_preliminaries.ipynb");
+}
+
+#[test]
+fn ch02_average_consensus() {
+    execute("ch02_average_consensus.ipynb");
+}
+
+#[test]
+fn ch03_decentralized_gradient_descent() {
+    execute("ch03_decentralized_gradient_descent.ipynb");
+}
+
+#[test]
+fn ch04_bias_correction() {
+    execute("ch04_bias_correction.ipynb");
+}
+
+#[test]
+fn the_checker_catches_panics_errors_and_missing_pictures() {
+    let nb = serde_json::json!({"cells": [
+        {"cell_type": "code", "execution_count": 1, "source": ["let a = 1;"],
+         "outputs": [{"output_type": "stream", "name": "stderr",
+                      "text": ["thread '<unnamed>' panicked at src/lib.rs:3:5:\nboom"]}]},
+        {"cell_type": "code", "execution_count": 2, "source": "x?",
+         "outputs": [{"output_type": "error", "ename": "Error", "evalue": "bad", "traceback": []}]},
+        {"cell_type": "code", "execution_count": null, "source": "never ran", "outputs": []},
+        {"cell_type": "code", "execution_count": 4, "source": "Figure::new(\"f\", p)",
+         "outputs": [{"output_type": "execute_result", "data": {"text/plain": "figure f"}}]},
+        {"cell_type": "markdown", "source": "panicked at (in prose: fine)"}
+    ]});
+    let found = problems(&nb, true);
+    assert_eq!(found.len(), 5, "{found:#?}");
+    assert!(found[0].contains("panicked"));
+    assert!(found[1].contains("raised"));
+    assert!(found[2].contains("not executed"));
+    assert!(found[3].contains("no plotly figure") && found[4].contains("without its PNG"));
+}
+
+/// Every picture and notebook the book links to exists, every chapter notebook has its
+/// page, and `mdbook build` succeeds (when mdBook is installed; required in CI).
+#[test]
+fn the_book_builds_and_its_links_resolve() {
+    let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tutorials");
+    let src = book.join("src");
+    let summary =
+        std::fs::read_to_string(src.join("SUMMARY.md")).expect("tutorials/src/SUMMARY.md");
+    let mut pages = vec!["SUMMARY.md".to_string()];
+    for line in summary.lines() {
+        if let Some(start) = line.find("](") {
+            let rest = &line[start + 2..];
+            pages.push(rest[..rest.find(')').unwrap_or(rest.len())].to_string());
+        }
+    }
+    let mut broken = Vec::new();
+    for page in &pages {
+        let path = src.join(page);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            broken.push(format!("SUMMARY.md lists {page}, which does not exist"));
+            continue;
+        };
+        for (at, _) in text.match_indices("](") {
+            let rest = &text[at + 2..];
+            let target = &rest[..rest.find(')').unwrap_or(rest.len())];
+            if target.starts_with("http") || target.starts_with('#') {
+                continue;
+            }
+            if !src.join(target).exists() {
+                broken.push(format!("{page} links to {target}, which does not exist"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{broken:#?}");
+    for entry in std::fs::read_dir(notebooks_dir()).expect("notebooks/") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .to_string();
+        if name.starts_with("ch") && name.ends_with(".ipynb") {
+            let page = name.replace(".ipynb", ".md");
+            assert!(
+                pages.contains(&page),
+                "notebook {name} has no book page {page}"
+            );
+        }
+    }
+
+    let out = std::env::temp_dir().join(format!("fogkit-book-{}", std::process::id()));
+    let built = Command::new("mdbook")
+        .arg("build")
+        .arg(&book)
+        .arg("--dest-dir")
+        .arg(&out)
+        .output();
+    match built {
+        Err(e) if !required() => eprintln!("skipping mdbook build: mdbook not found ({e})"),
+        Err(e) => panic!("mdbook could not be started ({e}); tests/run-all.sh installs it"),
+        Ok(o) => {
+            assert!(
+                o.status.success(),
+                "mdbook build failed:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            for page in pages.iter().filter(|p| p.as_str() != "SUMMARY.md") {
+                let html = out.join(page.replace(".md", ".html"));
+                assert!(html.is_file(), "mdbook did not write {}", html.display());
+            }
+            let chapter =
+                std::fs::read_to_string(out.join("ch04_bias_correction.html")).unwrap_or_default();
+            assert!(chapter.contains("figures/ch04_all_methods.png"));
+            let _ = std::fs::remove_dir_all(&out);
+        }
+    }
+}
