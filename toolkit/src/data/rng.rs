@@ -65,6 +65,35 @@ impl Rng {
         r * t.cos()
     }
 
+    /// Gamma(`shape`, 1) by Marsaglia and Tsang's method (with the `u^(1/a)` boost for
+    /// `shape < 1`); `shape` must be positive.
+    pub fn gamma(&mut self, shape: f64) -> f64 {
+        if shape < 1.0 {
+            let u = 1.0 - self.uniform();
+            return self.gamma(shape + 1.0) * u.powf(1.0 / shape);
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let z = self.normal();
+            let v = (1.0 + c * z).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = 1.0 - self.uniform();
+            if u.ln() < 0.5 * z * z + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
+    /// Shuffles `items` in place (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+
     /// `n` standard normals.
     pub fn normals(&mut self, n: usize) -> Vec<f64> {
         (0..n).map(|_| self.normal()).collect()
@@ -91,6 +120,23 @@ mod tests {
             counts.iter().all(|&c| (9_000..11_000).contains(&c)),
             "{counts:?}"
         );
+    }
+
+    #[test]
+    fn gamma_has_its_mean_and_shuffle_permutes() {
+        let mut g = Rng::new(3);
+        for shape in [0.3, 1.0, 4.5] {
+            let m = (0..100_000).map(|_| g.gamma(shape)).sum::<f64>() / 100_000.0;
+            assert!(
+                (m - shape).abs() < 0.03 * shape.max(1.0),
+                "shape {shape}: mean {m}"
+            );
+        }
+        let mut v: Vec<usize> = (0..100).collect();
+        g.shuffle(&mut v);
+        assert_ne!(v, (0..100).collect::<Vec<_>>());
+        v.sort();
+        assert_eq!(v, (0..100).collect::<Vec<_>>());
     }
 
     #[test]
