@@ -12,9 +12,13 @@ export FOGKIT_FIGURES="$PWD/../tutorials/src/figures"
 mkdir -p "$FOGKIT_FIGURES"
 notebooks=("$@")
 [ ${#notebooks[@]} -gt 0 ] || notebooks=(ch0*.ipynb)
+# evcxr leaves its build directory (gigabytes) behind when a kernel is shut down: give the
+# kernels their own TMPDIR and remove it on the way out.
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
 for nb in "${notebooks[@]}"; do
     start=$(date +%s)
-    jupyter nbconvert --to notebook --execute --inplace \
+    TMPDIR="$scratch" jupyter nbconvert --to notebook --execute --inplace \
         --ExecutePreprocessor.kernel_name=rust --ExecutePreprocessor.timeout=2400 "$nb"
     if grep -q "panicked at" "$nb"; then
         echo "$nb: a cell panicked" >&2

@@ -162,6 +162,10 @@ fn execute(name: &str) {
     }
     let out_dir = std::env::temp_dir().join(format!("fogkit-notebooks-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).expect("temporary directory");
+    // evcxr builds in a temporary directory (gigabytes) that it does not remove when the
+    // kernel is shut down: give the kernel its own TMPDIR and remove it afterwards.
+    let scratch = out_dir.join(format!("tmp-{}", name.trim_end_matches(".ipynb")));
+    std::fs::create_dir_all(&scratch).expect("kernel temporary directory");
     let started = Instant::now();
     let run = Command::new("jupyter")
         .args([
@@ -181,9 +185,11 @@ fn execute(name: &str) {
         // target directory of the cargo that runs this test.
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET_DIR")
+        .env("TMPDIR", &scratch)
         .output()
         .expect("jupyter nbconvert could not be started");
     let took = started.elapsed();
+    let _ = std::fs::remove_dir_all(&scratch);
     assert!(
         run.status.success(),
         "{name} failed to execute ({took:.0?}):\n{}",
