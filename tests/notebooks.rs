@@ -74,8 +74,10 @@ fn text_of(output: &Value) -> String {
         Value::String(s) => s.clone(),
         _ => String::new(),
     };
-    if let Some(plain) = output["data"]["text/plain"].as_str() {
-        t.push_str(plain);
+    match &output["data"]["text/plain"] {
+        Value::Array(lines) => t.extend(lines.iter().filter_map(Value::as_str)),
+        Value::String(s) => t.push_str(s),
+        _ => {}
     }
     t
 }
@@ -130,7 +132,11 @@ fn problems(nb: &Value, want_pictures: bool) -> Vec<String> {
                 found.push(format!("cell {i} ({head}) shows no plotly figure"));
             }
             if want_pictures && !png {
-                found.push(format!("cell {i} ({head}) shows a figure without its PNG"));
+                let said: String = outputs.iter().map(text_of).collect();
+                found.push(format!(
+                    "cell {i} ({head}) shows a figure without its PNG: {}",
+                    said.trim()
+                ));
             }
         }
     }
@@ -164,7 +170,9 @@ fn execute(name: &str) {
     std::fs::create_dir_all(&out_dir).expect("temporary directory");
     // evcxr builds in a temporary directory (gigabytes) that it does not remove when the
     // kernel is shut down: give the kernel its own TMPDIR and remove it afterwards.
-    let scratch = out_dir.join(format!("tmp-{}", name.trim_end_matches(".ipynb")));
+    // A short path: Chromium puts its sockets under TMPDIR, and socket paths are limited
+    // to 108 bytes.
+    let scratch = out_dir.join(&name[..4]);
     std::fs::create_dir_all(&scratch).expect("kernel temporary directory");
     let started = Instant::now();
     let run = Command::new("jupyter")

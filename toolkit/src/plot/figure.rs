@@ -201,6 +201,7 @@ fn render(browser: &Path, dir: &Path, plot: &Plot, width: u32, height: u32) -> R
         .arg(format!("--window-size={width},{height}"))
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("file://{}", html.display()))
+        .envs(short_tmpdir())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -241,6 +242,13 @@ fn render(browser: &Path, dir: &Path, plot: &Plot, width: u32, height: u32) -> R
             )))
         }
     }
+}
+
+/// Chromium makes Unix sockets under `TMPDIR`, whose paths may not exceed 108 bytes; a
+/// long `TMPDIR` (e.g. a test's scratch directory) makes it abort. Then use `/tmp`.
+fn short_tmpdir() -> Option<(&'static str, &'static str)> {
+    let long = std::env::temp_dir().as_os_str().len() > 40;
+    (long && Path::new("/tmp").is_dir()).then_some(("TMPDIR", "/tmp"))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
