@@ -60,26 +60,21 @@ fn read_notebook(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
-fn source(cell: &Value) -> String {
-    match &cell["source"] {
+/// A notebook text field, which nbformat stores as one string or as a list of lines.
+fn joined(field: &Value) -> String {
+    match field {
         Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect(),
         Value::String(s) => s.clone(),
         _ => String::new(),
     }
 }
 
+fn source(cell: &Value) -> String {
+    joined(&cell["source"])
+}
+
 fn text_of(output: &Value) -> String {
-    let mut t = match &output["text"] {
-        Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect(),
-        Value::String(s) => s.clone(),
-        _ => String::new(),
-    };
-    match &output["data"]["text/plain"] {
-        Value::Array(lines) => t.extend(lines.iter().filter_map(Value::as_str)),
-        Value::String(s) => t.push_str(s),
-        _ => {}
-    }
-    t
+    joined(&output["text"]) + &joined(&output["data"]["text/plain"])
 }
 
 /// Problems in an executed notebook: cells not run, errors, panics, figures without a

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use plotly::Plot;
 
+use super::write_atomically;
 use crate::{Error, Result};
 
 /// How long one Chromium screenshot may take before it is killed.
@@ -249,17 +250,6 @@ fn render(browser: &Path, dir: &Path, plot: &Plot, width: u32, height: u32) -> R
 fn short_tmpdir() -> Option<(&'static str, &'static str)> {
     let long = std::env::temp_dir().as_os_str().len() > 40;
     (long && Path::new("/tmp").is_dir()).then_some(("TMPDIR", "/tmp"))
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let what =
-        |e: std::io::Error| Error::Data(format!("figure: could not write {}: {e}", path.display()));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(what)?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(what)?;
-    std::fs::rename(&tmp, path).map_err(what)
 }
 
 /// Standard base64 with padding (RFC 4648), as Jupyter wants images.

@@ -371,13 +371,17 @@ fn add_topology(plot: &mut Plot, t: &Topology, layout: NodeLayout, origin: (f64,
 /// Built with the `embed-js` feature the page carries plotly.js and works offline;
 /// otherwise it loads plotly.js from its CDN.
 pub fn save_html(plot: &Plot, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
+    write_atomically(path.as_ref(), plot.to_html().as_bytes())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, creating the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let what =
         |e: std::io::Error| Error::Data(format!("plot: could not write {}: {e}", path.display()));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(what)?;
     }
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, plot.to_html()).map_err(what)?;
+    std::fs::write(&tmp, bytes).map_err(what)?;
     std::fs::rename(&tmp, path).map_err(what)
 }
