@@ -35,6 +35,7 @@ mod fog;
 pub mod launch;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+pub mod nn;
 pub mod ops;
 #[cfg(feature = "metrics")]
 pub mod plot;
