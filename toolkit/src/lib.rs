@@ -37,6 +37,7 @@ pub mod launch;
 pub mod metrics;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 #[cfg(feature = "metrics")]
 pub mod plot;
 #[cfg(feature = "metrics")]

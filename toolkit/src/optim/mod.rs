@@ -1,0 +1,522 @@
+//! Decentralized optimizers: one update rule each, written as in the talk, over any
+//! communication the [`Fog`] handle offers. `W` below is the rank's row of the topology's
+//! weight matrix applied by [`Fog::neighbor_allreduce`]; `g` is the local stochastic
+//! gradient plus weight decay, `gamma` the step size at this step (warm-up and schedule
+//! applied), `beta` the momentum.
+//!
+//! | method | update |
+//! |---|---|
+//! | PmSGD | `m = beta m + avg(g); x = x - gamma m` (allreduce of gradients: the centralized baseline) |
+//! | DSGD (ATC) | `x = W(x - gamma g)` |
+//! | DSGD (CTA) | `x = W x - gamma g` |
+//! | DmSGD | `m = beta m + g; x = W(x - gamma m)` |
+//! | DecentLaM | `x = W(x - gamma g) + beta (x - x_prev)`, run as momentum over the corrected gradient `c = (x - W(x - gamma g)) / gamma`: `m = beta m + c; x = x - gamma m` |
+//! | DA-DmSGD | `m = W(beta m + g); x = W(x - gamma m)` (momentum averaged too) |
+//! | AWC-DmSGD | `m = beta m + g; x = W x - gamma m` (combine while adapting) |
+//! | QG-DmSGD | `x' = W(x - gamma (g + beta m)); m = beta m + (1 - beta)(x - x') / gamma; x = x'` (quasi-global momentum) |
+//! | D^2 | `x1 = W(x0 - gamma g0)`, then `x+ = W(2x - x_prev - gamma g + gamma_prev g_prev)` |
+//! | SlowMo | DmSGD inner steps; every `period` steps `u = beta_s u + (a - avg(x)) / gamma; a = a - alpha gamma u; x = a` |
+//! | Gossip-PGA | DmSGD, and every `period` steps `x = avg(x)` (periodic global averaging) |
+//!
+//! With Nesterov momentum the step direction is `g + beta m` (for DecentLaM `c + beta m`)
+//! instead of `m`. Every rank must start from the same parameters
+//! ([`broadcast_parameters`]).
+//!
+//! DecentLaM's analysis needs a symmetric, doubly stochastic and positive-definite `W`; on
+//! a directed (non-symmetric) topology it can diverge, so [`Optimizer::step`] refuses one.
+//! A symmetric `W` with negative eigenvalues can be made positive definite with
+//! [`Topology::lazy`](crate::topology::Topology::lazy), `(I + W) / 2`.
+//!
+//! ```
+//! use fogkit::optim::{Method, Optimizer};
+//! use fogkit::prelude::*;
+//! // f_i(x) = (x - i)^2 / 2 on 4 ranks: DecentLaM reaches the mean of 0..4 = 1.5.
+//! let xs = fogkit::run(4, |bf: &Fog| -> fogkit::Result<f64> {
+//!     bf.set_topology(topology::ring(4))?;
+//!     let mut opt = Optimizer::new(Method::DecentLam).lr(0.1).momentum(0.5);
+//!     let mut x = vec![0.0f64];
+//!     for _ in 0..300 {
+//!         let g = vec![x[0] - bf.rank() as f64];
+//!         opt.step(bf, &mut x, &g)?;
+//!     }
+//!     Ok(x[0])
+//! })
+//! .unwrap();
+//! assert!(xs.iter().all(|x| (x - 1.5).abs() < 0.2));
+//! ```
+
+mod params;
+
+use dfdx::nn::tensor_collection::TensorCollection;
+use dfdx::prelude::{Cpu, Gradients};
+use num_traits::Float;
+
+use crate::ops::ReduceOp;
+use crate::tensor::Element;
+use crate::{Error, Fog, Result};
+
+pub use params::{gradients, parameters, set_parameters};
+
+/// Which update rule an [`Optimizer`] runs (see the module's table).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Method {
+    /// Parallel momentum SGD: gradients averaged over all ranks.
+    PmSgd,
+    /// Decentralized SGD, adapt then combine.
+    Dsgd,
+    /// Decentralized SGD, combine then adapt.
+    DsgdCta,
+    /// Decentralized momentum SGD.
+    DmSgd,
+    /// DecentLaM: momentum without the momentum-incurred bias.
+    DecentLam,
+    /// DmSGD with the momentum averaged as well.
+    DaDmSgd,
+    /// DmSGD, adapt while combining.
+    AwcDmSgd,
+    /// Quasi-global momentum DmSGD.
+    QgDmSgd,
+    /// D^2 (exact for heterogeneous data).
+    D2,
+    /// SlowMo over DmSGD: an exact average and a slow momentum step every `period` steps.
+    SlowMo {
+        /// Inner steps per outer step.
+        period: usize,
+        /// Outer step size (alpha, 1 in the paper's default).
+        slow_lr: f64,
+        /// Outer momentum (beta_s).
+        slow_momentum: f64,
+    },
+    /// Gossip with periodic global averaging over DmSGD.
+    GossipPga {
+        /// Steps between global averages.
+        period: usize,
+    },
+}
+
+impl Method {
+    /// The talk's methods and baselines, with SlowMo (period 8, alpha 1, beta_s 0.5) and
+    /// Gossip-PGA (period 8).
+    pub const ALL: [Method; 11] = [
+        Method::PmSgd,
+        Method::Dsgd,
+        Method::DsgdCta,
+        Method::DmSgd,
+        Method::DecentLam,
+        Method::DaDmSgd,
+        Method::AwcDmSgd,
+        Method::QgDmSgd,
+        Method::D2,
+        Method::SlowMo {
+            period: 8,
+            slow_lr: 1.0,
+            slow_momentum: 0.5,
+        },
+        Method::GossipPga { period: 8 },
+    ];
+
+    /// The name used in tables and on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::PmSgd => "PmSGD",
+            Method::Dsgd => "DSGD",
+            Method::DsgdCta => "DSGD-CTA",
+            Method::DmSgd => "DmSGD",
+            Method::DecentLam => "DecentLaM",
+            Method::DaDmSgd => "DA-DmSGD",
+            Method::AwcDmSgd => "AWC-DmSGD",
+            Method::QgDmSgd => "QG-DmSGD",
+            Method::D2 => "D2",
+            Method::SlowMo { .. } => "SlowMo",
+            Method::GossipPga { .. } => "Gossip-PGA",
+        }
+    }
+
+    /// Parses a [`name`](Self::name), case-insensitively (defaults for SlowMo and Gossip-PGA).
+    ///
+    /// ```
+    /// use fogkit::optim::Method;
+    /// assert_eq!(Method::parse("decentlam").unwrap(), Method::DecentLam);
+    /// assert!(Method::parse("adam").unwrap_err().to_string().contains("DecentLaM"));
+    /// ```
+    pub fn parse(name: &str) -> Result<Method> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                Error::InvalidArgument(format!(
+                    "unknown method {name:?}: expected one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// Whether the method uses the momentum `beta`.
+    pub fn has_momentum(&self) -> bool {
+        !matches!(self, Method::Dsgd | Method::DsgdCta | Method::D2)
+    }
+}
+
+/// How the step size changes after warm-up.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    /// The base step size throughout.
+    Constant,
+    /// Multiplied by `factor` every `every` steps.
+    Step {
+        /// Steps between decays.
+        every: usize,
+        /// Decay factor.
+        factor: f64,
+    },
+    /// Cosine decay from the base step size to zero at step `total`.
+    Cosine {
+        /// The last step.
+        total: usize,
+    },
+}
+
+/// One rank's optimizer: the method, its hyper-parameters and its state. Each rank owns
+/// one; `step` is collective (every rank calls it in the same order).
+#[derive(Clone, Debug)]
+pub struct Optimizer<E = f32> {
+    method: Method,
+    lr: f64,
+    momentum: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    warmup: usize,
+    schedule: Schedule,
+    k: usize,
+    /// Momentum (QG-DmSGD: the quasi-global one; SlowMo: the inner one).
+    m: Vec<E>,
+    /// D^2: the previous x; SlowMo: the anchor.
+    prev: Vec<E>,
+    /// D^2: the previous gamma g; SlowMo: the slow momentum.
+    prev_step: Vec<E>,
+    g: Vec<E>,
+    y: Vec<E>,
+    z: Vec<E>,
+}
+
+impl<E: Element + Float> Optimizer<E> {
+    /// An optimizer with step size 0.1, momentum 0.9 (used only by momentum methods), no
+    /// Nesterov, no weight decay, no warm-up, constant schedule.
+    pub fn new(method: Method) -> Self {
+        Optimizer {
+            method,
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+            warmup: 0,
+            schedule: Schedule::Constant,
+            k: 0,
+            m: Vec::new(),
+            prev: Vec::new(),
+            prev_step: Vec::new(),
+            g: Vec::new(),
+            y: Vec::new(),
+            z: Vec::new(),
+        }
+    }
+    /// The base step size gamma.
+    pub fn lr(mut self, lr: f64) -> Self {
+        self.lr = lr;
+        self
+    }
+    /// The momentum beta.
+    pub fn momentum(mut self, beta: f64) -> Self {
+        self.momentum = beta;
+        self
+    }
+    /// Nesterov momentum.
+    pub fn nesterov(mut self, on: bool) -> Self {
+        self.nesterov = on;
+        self
+    }
+    /// L2 weight decay added to the gradient: `g = grad + wd x`.
+    pub fn weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    /// Linear warm-up over the first `steps` steps: gamma (k + 1) / steps.
+    pub fn warmup(mut self, steps: usize) -> Self {
+        self.warmup = steps;
+        self
+    }
+    /// The schedule after warm-up.
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+    /// Steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.k
+    }
+
+    /// The step size at step `k` (from 0).
+    ///
+    /// ```
+    /// use fogkit::optim::{Method, Optimizer, Schedule};
+    /// let opt = Optimizer::<f32>::new(Method::DmSgd).lr(0.4).warmup(4).schedule(Schedule::Step { every: 10, factor: 0.1 });
+    /// assert_eq!(opt.lr_at(0), 0.1);
+    /// assert_eq!(opt.lr_at(5), 0.4);
+    /// assert!((opt.lr_at(12) - 0.04).abs() < 1e-12);
+    /// ```
+    pub fn lr_at(&self, k: usize) -> f64 {
+        let warm = if k < self.warmup {
+            (k + 1) as f64 / self.warmup as f64
+        } else {
+            1.0
+        };
+        let decay = match self.schedule {
+            Schedule::Constant => 1.0,
+            Schedule::Step { every, factor } => factor.powi((k / every.max(1)) as i32),
+            Schedule::Cosine { total } => {
+                let t = (k.min(total) as f64) / total.max(1) as f64;
+                0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        };
+        self.lr * warm * decay
+    }
+
+    /// One step on this rank's parameters `x` with its gradient `grad` (collective).
+    pub fn step(&mut self, bf: &Fog, x: &mut [E], grad: &[E]) -> Result<()> {
+        let n = x.len();
+        if grad.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "a gradient of {} values for {n} parameters",
+                grad.len()
+            )));
+        }
+        if self.k == 0 {
+            self.start(bf, x)?;
+        } else if self.m.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "this optimizer has stepped {} parameters; now it was given {n}",
+                self.m.len()
+            )));
+        }
+        let gamma = self.lr_at(self.k);
+        let (lr, beta) = (E::from_f64(gamma), E::from_f64(self.momentum));
+        let wd = E::from_f64(self.weight_decay);
+        for ((g, &d), &p) in self.g.iter_mut().zip(grad).zip(x.iter()) {
+            *g = d + wd * p;
+        }
+        let nesterov = self.nesterov;
+        // The step direction from the (updated) momentum and the gradient-like term.
+        let dir = move |m: E, d: E| if nesterov { d + beta * m } else { m };
+        let Optimizer {
+            m,
+            prev,
+            prev_step,
+            g,
+            y,
+            z,
+            ..
+        } = self;
+        match self.method {
+            Method::PmSgd => {
+                bf.allreduce_into(g, y, ReduceOp::Avg)?;
+                for i in 0..n {
+                    m[i] = beta * m[i] + y[i];
+                    x[i] = x[i] - lr * dir(m[i], y[i]);
+                }
+            }
+            Method::Dsgd => {
+                for i in 0..n {
+                    y[i] = x[i] - lr * g[i];
+                }
+                bf.neighbor_allreduce_into(y, x)?;
+            }
+            Method::DsgdCta => {
+                bf.neighbor_allreduce_into(x, y)?;
+                for i in 0..n {
+                    x[i] = y[i] - lr * g[i];
+                }
+            }
+            Method::DmSgd => dmsgd(bf, x, g, m, y, lr, &dir, beta)?,
+            Method::DecentLam => {
+                for i in 0..n {
+                    y[i] = x[i] - lr * g[i];
+                }
+                bf.neighbor_allreduce_into(y, z)?;
+                for i in 0..n {
+                    let c = (x[i] - z[i]) / lr;
+                    m[i] = beta * m[i] + c;
+                    x[i] = x[i] - lr * dir(m[i], c);
+                }
+            }
+            Method::DaDmSgd => {
+                for i in 0..n {
+                    y[i] = beta * m[i] + g[i];
+                }
+                bf.neighbor_allreduce_into(y, m)?;
+                for i in 0..n {
+                    y[i] = x[i] - lr * dir(m[i], g[i]);
+                }
+                bf.neighbor_allreduce_into(y, x)?;
+            }
+            Method::AwcDmSgd => {
+                bf.neighbor_allreduce_into(x, z)?;
+                for i in 0..n {
+                    m[i] = beta * m[i] + g[i];
+                    x[i] = z[i] - lr * dir(m[i], g[i]);
+                }
+            }
+            Method::QgDmSgd => {
+                for i in 0..n {
+                    y[i] = x[i] - lr * (g[i] + beta * m[i]);
+                }
+                bf.neighbor_allreduce_into(y, z)?;
+                let one = E::from_f64(1.0);
+                for i in 0..n {
+                    m[i] = beta * m[i] + (one - beta) * (x[i] - z[i]) / lr;
+                    x[i] = z[i];
+                }
+            }
+            Method::D2 => {
+                let two = E::from_f64(2.0);
+                for i in 0..n {
+                    let s = lr * g[i];
+                    y[i] = if self.k == 0 {
+                        x[i] - s
+                    } else {
+                        two * x[i] - prev[i] - s + prev_step[i]
+                    };
+                    prev[i] = x[i];
+                    prev_step[i] = s;
+                }
+                bf.neighbor_allreduce_into(y, x)?;
+            }
+            Method::SlowMo {
+                period,
+                slow_lr,
+                slow_momentum,
+            } => {
+                dmsgd(bf, x, g, m, y, lr, &dir, beta)?;
+                if (self.k + 1) % period.max(1) == 0 {
+                    bf.allreduce_into(x, z, ReduceOp::Avg)?;
+                    let (alpha, bs) = (E::from_f64(slow_lr), E::from_f64(slow_momentum));
+                    for i in 0..n {
+                        prev_step[i] = bs * prev_step[i] + (prev[i] - z[i]) / lr;
+                        prev[i] = prev[i] - alpha * lr * prev_step[i];
+                        x[i] = prev[i];
+                    }
+                }
+            }
+            Method::GossipPga { period } => {
+                dmsgd(bf, x, g, m, y, lr, &dir, beta)?;
+                if (self.k + 1) % period.max(1) == 0 {
+                    bf.allreduce_into(x, z, ReduceOp::Avg)?;
+                    x.copy_from_slice(z);
+                }
+            }
+        }
+        self.k += 1;
+        Ok(())
+    }
+
+    /// First step: state buffers, and the checks that need the topology.
+    fn start(&mut self, bf: &Fog, x: &[E]) -> Result<()> {
+        let n = x.len();
+        for b in [
+            &mut self.m,
+            &mut self.prev_step,
+            &mut self.g,
+            &mut self.y,
+            &mut self.z,
+        ] {
+            *b = vec![E::default(); n];
+        }
+        self.prev = x.to_vec();
+        if self.method == Method::DecentLam && !bf.topology().is_symmetric(1e-12) {
+            return Err(Error::Topology(
+                "DecentLaM needs a symmetric weight matrix W (doubly stochastic and positive \
+                 definite, e.g. topology::symmetric_exponential(n).lazy()); on this directed \
+                 topology it can diverge"
+                    .into(),
+            ));
+        }
+        if !(self.lr > 0.0) || !(0.0..1.0).contains(&self.momentum) {
+            return Err(Error::InvalidArgument(format!(
+                "expected a step size > 0 and a momentum in [0, 1), found lr = {} and momentum = {}",
+                self.lr, self.momentum
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `m = beta m + g; x = W(x - gamma dir(m, g))`.
+#[allow(clippy::too_many_arguments)]
+fn dmsgd<E: Element + Float>(
+    bf: &Fog,
+    x: &mut [E],
+    g: &[E],
+    m: &mut [E],
+    y: &mut [E],
+    lr: E,
+    dir: &dyn Fn(E, E) -> E,
+    beta: E,
+) -> Result<()> {
+    for i in 0..x.len() {
+        m[i] = beta * m[i] + g[i];
+        y[i] = x[i] - lr * dir(m[i], g[i]);
+    }
+    bf.neighbor_allreduce_into(y, x)
+}
+
+impl Optimizer<f32> {
+    /// One step on a dfdx model: its parameters travel as one fused vector.
+    ///
+    /// ```
+    /// use fogkit::dfdx::prelude::*;
+    /// use fogkit::optim::{Method, Optimizer};
+    /// use fogkit::prelude::*;
+    /// let w = fogkit::run(2, |bf: &Fog| -> fogkit::Result<Vec<f32>> {
+    ///     let dev: Cpu = Default::default();
+    ///     let mut model = dev.build_module::<Linear<1, 1>, f32>();
+    ///     fogkit::optim::broadcast_parameters(bf, &mut model, 0)?;
+    ///     let mut opt = Optimizer::new(Method::DmSgd).lr(0.05);
+    ///     let x = dev.tensor([[1.0f32], [2.0]]);
+    ///     let y = dev.tensor([[2.0f32], [4.0]]) * (bf.rank() as f32 + 1.0);
+    ///     for _ in 0..200 {
+    ///         let loss = mse_loss(model.forward(x.clone().leaky_trace()), y.clone());
+    ///         let mut grads = loss.backward();
+    ///         opt.update(bf, &mut model, &mut grads)?;
+    ///     }
+    ///     Ok(fogkit::optim::parameters(&model))
+    /// })
+    /// .unwrap();
+    /// assert!((w[0][0] - 3.0).abs() < 0.3); // the slope that fits both ranks' data on average
+    /// ```
+    pub fn update<M: TensorCollection<f32, Cpu>>(
+        &mut self,
+        bf: &Fog,
+        model: &mut M,
+        grads: &mut Gradients<f32, Cpu>,
+    ) -> Result<()> {
+        let mut x = parameters(model);
+        let g = gradients(model, grads)?;
+        self.step(bf, &mut x, &g)?;
+        set_parameters(model, &x)
+    }
+}
+
+/// Gives every rank `root`'s parameters (collective): decentralized training starts from
+/// one model.
+pub fn broadcast_parameters<M: TensorCollection<f32, Cpu>>(
+    bf: &Fog,
+    model: &mut M,
+    root: usize,
+) -> Result<()> {
+    let x = bf.broadcast(&parameters(model), root)?;
+    set_parameters(model, &x)
+}

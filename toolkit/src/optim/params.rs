@@ -1,0 +1,137 @@
+//! A model's trainable tensors as one flat vector, visited through dfdx's
+//! `TensorCollection` (any model, no code per model). One flat vector is also one fused
+//! buffer per exchange: a model's many small tensors travel together.
+
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorRef,
+};
+use dfdx::prelude::{Cpu, Gradients, Shape, Tensor};
+use dfdx::shapes::HasShape;
+
+use crate::{Error, Result};
+
+/// Reads parameters (or their gradients) in visiting order.
+struct Read<'g> {
+    out: Vec<f32>,
+    grads: Option<&'g mut Gradients<f32, Cpu>>,
+}
+
+impl TensorVisitor<f32, Cpu> for Read<'_> {
+    type Viewer = ViewTensorRef;
+    type Err = Error;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Cpu>,
+        t: &Tensor<S, f32, Cpu>,
+    ) -> Result<Option<Tensor<S, f32, Cpu>>> {
+        if opts.do_gradient_update {
+            match &mut self.grads {
+                None => self.out.extend(t.as_vec()),
+                Some(g) => {
+                    let g = g
+                        .get_or_alloc_mut(t)
+                        .map_err(|e| Error::Tensor(format!("gradient buffer: {e}")))?;
+                    self.out.extend_from_slice(g);
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Writes parameters from a flat slice in visiting order.
+struct Write<'a> {
+    src: &'a [f32],
+    at: usize,
+}
+
+impl TensorVisitor<f32, Cpu> for Write<'_> {
+    type Viewer = ViewTensorMut;
+    type Err = Error;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Cpu>,
+        t: &mut Tensor<S, f32, Cpu>,
+    ) -> Result<Option<Tensor<S, f32, Cpu>>> {
+        if opts.do_gradient_update {
+            let n = t.shape().num_elements();
+            let part = self.src.get(self.at..self.at + n).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "a parameter vector of {} values is too short for this model (needs more than {})",
+                    self.src.len(),
+                    self.at
+                ))
+            })?;
+            t.copy_from(part);
+            self.at += n;
+        }
+        Ok(None)
+    }
+}
+
+/// The model's trainable values, tensor after tensor, as one vector (batch-norm running
+/// statistics are not trainable and are left out).
+///
+/// ```
+/// use fogkit::dfdx::prelude::*;
+/// let dev: Cpu = Default::default();
+/// let mut model = dev.build_module::<Linear<2, 1>, f32>();
+/// let mut flat = fogkit::optim::parameters(&model);
+/// assert_eq!(flat.len(), 3);
+/// flat.iter_mut().for_each(|v| *v = 1.0);
+/// fogkit::optim::set_parameters(&mut model, &flat).unwrap();
+/// assert_eq!(model.weight.array(), [[1.0, 1.0]]);
+/// ```
+pub fn parameters<M: TensorCollection<f32, Cpu>>(model: &M) -> Vec<f32> {
+    let mut read = Read {
+        out: Vec::new(),
+        grads: None,
+    };
+    // Reading cannot fail: only gradient lookups report errors.
+    let _ = M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut read,
+    });
+    read.out
+}
+
+/// The gradients of the model's trainable values, in [`parameters`] order (zeros for a
+/// tensor the loss did not reach).
+pub fn gradients<M: TensorCollection<f32, Cpu>>(
+    model: &M,
+    grads: &mut Gradients<f32, Cpu>,
+) -> Result<Vec<f32>> {
+    let mut read = Read {
+        out: Vec::new(),
+        grads: Some(grads),
+    };
+    M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut read,
+    })?;
+    Ok(read.out)
+}
+
+/// Sets the model's trainable values from a vector in [`parameters`] order; its length must
+/// match exactly.
+pub fn set_parameters<M: TensorCollection<f32, Cpu>>(model: &mut M, flat: &[f32]) -> Result<()> {
+    let mut write = Write { src: flat, at: 0 };
+    M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut write,
+    })?;
+    if write.at != flat.len() {
+        return Err(Error::InvalidArgument(format!(
+            "a parameter vector of {} values does not fit this model ({} parameters)",
+            flat.len(),
+            write.at
+        )));
+    }
+    Ok(())
+}
