@@ -44,6 +44,7 @@ pub mod plot;
 pub mod progress;
 pub mod tensor;
 pub mod topology;
+pub mod train;
 pub mod transport;
 
 pub use error::{Error, Result};

@@ -8,11 +8,15 @@
 //! communicates; the ranks' shares of a problem come from `(seed, rank)` alone.
 
 mod idx;
+mod images;
 mod partition;
 mod rng;
 mod synthetic;
 
 pub use idx::Idx;
+pub use images::{
+    cifar10, cifar_records, data_dir, fashion_mnist, idx_split, mnist, Batches, ImageSet, Split,
+};
 pub use partition::{partition_dirichlet, partition_iid};
 pub use rng::Rng;
 pub use synthetic::{solve_spd, LeastSquares, Logistic, Vector};

@@ -3,7 +3,7 @@
 use dfdx::prelude::*;
 use rand_distr::Uniform;
 
-use super::gemm::{matmul, View};
+use super::gemm::{give, matmul, matmul_to, take, View};
 use super::{images_shape, Images};
 
 /// Output side length of a window of `k` sliding with `stride` over `n + 2 padding` cells.
@@ -22,7 +22,6 @@ pub fn out_size(n: usize, k: usize, stride: usize, padding: usize) -> usize {
 /// Geometry of one convolution: batch, channels, sides, kernel, stride, padding.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
-    n: usize,
     c: usize,
     h: usize,
     w: usize,
@@ -34,37 +33,42 @@ struct Geometry {
 }
 
 impl Geometry {
-    /// Rows of the column matrix: one per (channel, kernel row, kernel column).
+    /// Columns of the patch matrix: one per (channel, kernel row, kernel column).
     fn ckk(&self) -> usize {
         self.c * self.k * self.k
     }
-    /// Columns of the column matrix: one per (image, output row, output column).
-    fn np(&self) -> usize {
-        self.n * self.oh * self.ow
-    }
 
-    /// Calls `f(row, col, input_index)` for every column-matrix cell inside the input.
+    /// Visits the patch matrix of image `img`, `[OH*OW, C*K*K]` row-major: `f(patch, input)`
+    /// gets each run of `K` patch cells (one kernel row) and the input cells under it, or
+    /// `None` where the run lies in the padding. Runs that cross the border are split into
+    /// single cells.
     #[inline(always)]
-    fn for_each(&self, mut f: impl FnMut(usize, usize)) {
-        let (ohw, np) = (self.oh * self.ow, self.np());
-        for c in 0..self.c {
-            for ki in 0..self.k {
-                for kj in 0..self.k {
-                    let row = (c * self.k + ki) * self.k + kj;
-                    for img in 0..self.n {
-                        let plane = (img * self.c + c) * self.h * self.w;
-                        for oy in 0..self.oh {
-                            let iy = (oy * self.stride + ki) as isize - self.pad as isize;
-                            if iy < 0 || iy >= self.h as isize {
-                                continue;
-                            }
-                            let base_col = row * np + img * ohw + oy * self.ow;
-                            let base_in = plane + iy as usize * self.w;
-                            for ox in 0..self.ow {
-                                let ix = (ox * self.stride + kj) as isize - self.pad as isize;
-                                if ix >= 0 && ix < self.w as isize {
-                                    f(base_col + ox, base_in + ix as usize);
-                                }
+    fn for_each_run(
+        &self,
+        img: usize,
+        mut f: impl FnMut(std::ops::Range<usize>, Option<std::ops::Range<usize>>),
+    ) {
+        let (k, ckk) = (self.k, self.ckk());
+        for oy in 0..self.oh {
+            for ox in 0..self.ow {
+                let row = (oy * self.ow + ox) * ckk;
+                let x0 = (ox * self.stride) as isize - self.pad as isize;
+                for c in 0..self.c {
+                    let plane = (img * self.c + c) * self.h * self.w;
+                    for ki in 0..k {
+                        let at = row + (c * k + ki) * k;
+                        let iy = (oy * self.stride + ki) as isize - self.pad as isize;
+                        if iy < 0 || iy >= self.h as isize {
+                            f(at..at + k, None);
+                        } else if x0 >= 0 && x0 + k as isize <= self.w as isize {
+                            let i = plane + iy as usize * self.w + x0 as usize;
+                            f(at..at + k, Some(i..i + k));
+                        } else {
+                            for kj in 0..k {
+                                let ix = x0 + kj as isize;
+                                let inside = ix >= 0 && ix < self.w as isize;
+                                let i = plane + iy as usize * self.w + ix.max(0) as usize;
+                                f(at + kj..at + kj + 1, inside.then_some(i..i + 1));
                             }
                         }
                     }
@@ -104,7 +108,6 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
 ) -> Result<Images<O, T>, CpuError> {
     let (n, _, h, w) = *x.shape();
     let g = Geometry {
-        n,
         c: C,
         h,
         w,
@@ -115,31 +118,38 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
         ow: out_size(w, K, stride, padding),
     };
     let (x, mut tape) = x.split_tape();
-    let xv = x.as_vec();
-    let (ckk, np, ohw) = (g.ckk(), g.np(), g.oh * g.ow);
-    let mut cols = vec![0.0f32; ckk * np];
-    g.for_each(|col, inp| cols[col] = xv[inp]);
+    let (ckk, ohw) = (g.ckk(), g.oh * g.ow);
+    let mut xv = take(x.shape().num_elements());
+    x.copy_into(&mut xv);
+    // One patch matrix per image, [OH*OW, C*K*K], all kept for the backward pass.
+    let mut cols = take(n * ohw * ckk);
+    for img in 0..n {
+        let patches = &mut cols[img * ohw * ckk..(img + 1) * ohw * ckk];
+        g.for_each_run(img, |p, i| match i {
+            Some(i) => patches[p].copy_from_slice(&xv[i]),
+            None => patches[p].fill(0.0),
+        });
+    }
+    give(xv);
     let wv = weight.as_vec();
     let bv = bias.as_vec();
-    let mut prod = vec![0.0f32; O * np];
-    matmul(
-        O,
-        np,
-        ckk,
-        View::rows(&wv, ckk),
-        View::rows(&cols, np),
-        &mut prod,
-        false,
-    );
+    // y_img[o, pixel] = bias[o] + sum_r patches[pixel, r] w[o, r]: written transposed.
     let mut yv = vec![0.0f32; n * O * ohw];
-    for img in 0..n {
-        for o in 0..O {
-            let src = &prod[o * np + img * ohw..][..ohw];
-            let dst = &mut yv[(img * O + o) * ohw..][..ohw];
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = s + bv[o];
-            }
+    for (img, y) in yv.chunks_mut(O * ohw).enumerate() {
+        for (o, plane) in y.chunks_mut(ohw).enumerate() {
+            plane.fill(bv[o]);
         }
+        let patches = View::rows(&cols[img * ohw * ckk..(img + 1) * ohw * ckk], ckk);
+        matmul_to(
+            ohw,
+            O,
+            ckk,
+            patches,
+            View::transposed(&wv, ckk),
+            y,
+            (1, ohw),
+            true,
+        );
     }
     let y = x
         .device()
@@ -147,45 +157,40 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
     if T::OWNS_TAPE {
         let (xg, wg, bg, yg) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
-            // dy as an [O, N*OH*OW] matrix.
-            let dy = grads.get_or_alloc_mut(&yg)?;
-            let mut gm = vec![0.0f32; O * np];
-            for img in 0..n {
-                for o in 0..O {
-                    gm[o * np + img * ohw..][..ohw]
-                        .copy_from_slice(&dy[(img * O + o) * ohw..][..ohw]);
-                }
-            }
+            let mut dy = take(n * O * ohw);
+            dy.copy_from_slice(grads.get_or_alloc_mut(&yg)?);
             let dw = grads.get_or_alloc_mut(&wg)?;
-            matmul(
-                O,
-                ckk,
-                np,
-                View::rows(&gm, np),
-                View::transposed(&cols, np),
-                dw,
-                true,
-            );
+            for img in 0..n {
+                // dw[o, r] += sum_pixel dy_img[o, pixel] patches[pixel, r]
+                let dyi = View::rows(&dy[img * O * ohw..(img + 1) * O * ohw], ohw);
+                let patches = View::rows(&cols[img * ohw * ckk..(img + 1) * ohw * ckk], ckk);
+                matmul(O, ckk, ohw, dyi, patches, dw, true);
+            }
             let db = grads.get_or_alloc_mut(&bg)?;
-            for (o, d) in db.iter_mut().enumerate() {
-                *d += gm[o * np..][..np].iter().sum::<f32>();
+            for (img_o, plane) in dy.chunks(ohw).enumerate() {
+                db[img_o % O] += plane.iter().sum::<f32>();
             }
             if input_grad {
-                let mut dcols = cols;
-                matmul(
-                    ckk,
-                    np,
-                    O,
-                    View::transposed(&wv, ckk),
-                    View::rows(&gm, np),
-                    &mut dcols,
-                    false,
-                );
                 let dx = grads.get_or_alloc_mut(&xg)?;
-                g.for_each(|col, inp| dx[inp] += dcols[col]);
+                let mut dpatch = take(ohw * ckk);
+                for img in 0..n {
+                    // dpatches[pixel, r] = sum_o dy_img[o, pixel] w[o, r], then col2im.
+                    let dyt = View::transposed(&dy[img * O * ohw..(img + 1) * O * ohw], ohw);
+                    matmul(ohw, ckk, O, dyt, View::rows(&wv, ckk), &mut dpatch, false);
+                    g.for_each_run(img, |p, i| {
+                        if let Some(i) = i {
+                            dx[i].iter_mut().zip(&dpatch[p]).for_each(|(d, s)| *d += s);
+                        }
+                    });
+                }
+                give(dpatch);
             }
+            give(dy);
+            give(cols);
             Ok(())
         });
+    } else {
+        give(cols);
     }
     Ok(y.put_tape(tape))
 }

@@ -1,5 +1,36 @@
 //! One safe matrix product over the `gemm` crate (the kernel dfdx uses on the CPU), single
-//! threaded: each rank is one thread, and ranks already fill the cores.
+//! threaded: each rank is one thread, and ranks already fill the cores. Also a per-thread
+//! pool of scratch buffers, so the layers' large temporaries are not allocated (and
+//! page-faulted in) at every step.
+
+use std::cell::RefCell;
+
+thread_local! {
+    static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` values (contents unspecified: callers overwrite every cell).
+pub(crate) fn take(len: usize) -> Vec<f32> {
+    let mut v = POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        match p.iter().position(|v| v.capacity() >= len) {
+            Some(i) => p.swap_remove(i),
+            None => Vec::new(),
+        }
+    });
+    v.resize(len, 0.0);
+    v
+}
+
+/// Returns a buffer to this thread's pool (at most 16 are kept).
+pub(crate) fn give(v: Vec<f32>) {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < 16 {
+            p.push(v);
+        }
+    });
+}
 
 /// A row-major view: element (r, c) is at `r * rs + c * cs`.
 #[derive(Clone, Copy)]
@@ -41,16 +72,45 @@ pub(crate) fn matmul(
     c: &mut [f32],
     accumulate: bool,
 ) {
+    matmul_to(m, n, k, a, b, c, (n, 1), accumulate)
+}
+
+/// [`matmul`] into `c` with element (r, j) at `r * c_strides.0 + j * c_strides.1`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_to(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: View,
+    c: &mut [f32],
+    c_strides: (usize, usize),
+    accumulate: bool,
+) {
+    let fits = View {
+        data: c,
+        rs: c_strides.0,
+        cs: c_strides.1,
+    }
+    .fits(m, n);
     assert!(
-        a.fits(m, k) && b.fits(k, n) && c.len() >= m * n,
+        a.fits(m, k) && b.fits(k, n) && fits,
         "matmul: operand too small"
+    );
+    assert!(
+        m <= 1 || n <= 1 || c_strides.0 != c_strides.1,
+        "matmul: output cells overlap"
     );
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            c[..m * n].fill(0.0);
+            for r in 0..m {
+                for j in 0..n {
+                    c[r * c_strides.0 + j * c_strides.1] = 0.0;
+                }
+            }
         }
         return;
     }
@@ -62,8 +122,8 @@ pub(crate) fn matmul(
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            c_strides.1 as isize,
+            c_strides.0 as isize,
             accumulate,
             a.data.as_ptr(),
             a.cs as isize,

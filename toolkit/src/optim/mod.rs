@@ -198,6 +198,8 @@ pub struct Optimizer<E = f32> {
     g: Vec<E>,
     y: Vec<E>,
     z: Vec<E>,
+    /// A model's parameters and gradients, flat (kept between steps: no allocation).
+    flat: (Vec<E>, Vec<E>),
 }
 
 impl<E: Element + Float> Optimizer<E> {
@@ -219,6 +221,7 @@ impl<E: Element + Float> Optimizer<E> {
             g: Vec::new(),
             y: Vec::new(),
             z: Vec::new(),
+            flat: (Vec::new(), Vec::new()),
         }
     }
     /// The base step size gamma.
@@ -341,7 +344,7 @@ impl<E: Element + Float> Optimizer<E> {
                     x[i] = y[i] - lr * g[i];
                 }
             }
-            Method::DmSgd => dmsgd(bf, x, g, m, y, lr, &dir, beta)?,
+            Method::DmSgd => dmsgd(bf, x, g, m, y, lr, dir, beta)?,
             Method::DecentLam => {
                 for i in 0..n {
                     y[i] = x[i] - lr * g[i];
@@ -400,7 +403,7 @@ impl<E: Element + Float> Optimizer<E> {
                 slow_lr,
                 slow_momentum,
             } => {
-                dmsgd(bf, x, g, m, y, lr, &dir, beta)?;
+                dmsgd(bf, x, g, m, y, lr, dir, beta)?;
                 if (self.k + 1) % period.max(1) == 0 {
                     bf.allreduce_into(x, z, ReduceOp::Avg)?;
                     let (alpha, bs) = (E::from_f64(slow_lr), E::from_f64(slow_momentum));
@@ -412,7 +415,7 @@ impl<E: Element + Float> Optimizer<E> {
                 }
             }
             Method::GossipPga { period } => {
-                dmsgd(bf, x, g, m, y, lr, &dir, beta)?;
+                dmsgd(bf, x, g, m, y, lr, dir, beta)?;
                 if (self.k + 1) % period.max(1) == 0 {
                     bf.allreduce_into(x, z, ReduceOp::Avg)?;
                     x.copy_from_slice(z);
@@ -463,10 +466,12 @@ fn dmsgd<E: Element + Float>(
     m: &mut [E],
     y: &mut [E],
     lr: E,
-    dir: &dyn Fn(E, E) -> E,
+    dir: impl Fn(E, E) -> E,
     beta: E,
 ) -> Result<()> {
-    for i in 0..x.len() {
+    let n = x.len();
+    let (g, m, y) = (&g[..n], &mut m[..n], &mut y[..n]);
+    for i in 0..n {
         m[i] = beta * m[i] + g[i];
         y[i] = x[i] - lr * dir(m[i], g[i]);
     }
@@ -503,10 +508,13 @@ impl Optimizer<f32> {
         model: &mut M,
         grads: &mut Gradients<f32, Cpu>,
     ) -> Result<()> {
-        let mut x = parameters(model);
-        let g = gradients(model, grads)?;
-        self.step(bf, &mut x, &g)?;
-        set_parameters(model, &x)
+        let (mut x, mut g) = std::mem::take(&mut self.flat);
+        params::read_into(model, None, &mut x)?;
+        params::read_into(model, Some(grads), &mut g)?;
+        let stepped = self.step(bf, &mut x, &g);
+        let written = stepped.and_then(|()| set_parameters(model, &x));
+        self.flat = (x, g);
+        written
     }
 }
 

@@ -10,10 +10,10 @@ use dfdx::shapes::HasShape;
 
 use crate::{Error, Result};
 
-/// Reads parameters (or their gradients) in visiting order.
-struct Read<'g> {
-    out: Vec<f32>,
-    grads: Option<&'g mut Gradients<f32, Cpu>>,
+/// Reads parameters (or their gradients) in visiting order into a reused buffer.
+struct Read<'a> {
+    out: &'a mut Vec<f32>,
+    grads: Option<&'a mut Gradients<f32, Cpu>>,
 }
 
 impl TensorVisitor<f32, Cpu> for Read<'_> {
@@ -29,7 +29,11 @@ impl TensorVisitor<f32, Cpu> for Read<'_> {
     ) -> Result<Option<Tensor<S, f32, Cpu>>> {
         if opts.do_gradient_update {
             match &mut self.grads {
-                None => self.out.extend(t.as_vec()),
+                None => {
+                    let at = self.out.len();
+                    self.out.resize(at + t.shape().num_elements(), 0.0);
+                    t.copy_into(&mut self.out[at..]);
+                }
                 Some(g) => {
                     let g = g
                         .get_or_alloc_mut(t)
@@ -89,16 +93,25 @@ impl TensorVisitor<f32, Cpu> for Write<'_> {
 /// assert_eq!(model.weight.array(), [[1.0, 1.0]]);
 /// ```
 pub fn parameters<M: TensorCollection<f32, Cpu>>(model: &M) -> Vec<f32> {
-    let mut read = Read {
-        out: Vec::new(),
-        grads: None,
-    };
-    // Reading cannot fail: only gradient lookups report errors.
-    let _ = M::iter_tensors(&mut RecursiveWalker {
+    let mut out = Vec::new();
+    // Reading values cannot fail: only gradient lookups report errors.
+    let _ = read_into(model, None, &mut out);
+    out
+}
+
+/// Parameters (`grads: None`) or gradients into `out`, replacing its contents.
+pub(crate) fn read_into<M: TensorCollection<f32, Cpu>>(
+    model: &M,
+    grads: Option<&mut Gradients<f32, Cpu>>,
+    out: &mut Vec<f32>,
+) -> Result<()> {
+    out.clear();
+    let mut read = Read { out, grads };
+    M::iter_tensors(&mut RecursiveWalker {
         m: model,
         f: &mut read,
-    });
-    read.out
+    })?;
+    Ok(())
 }
 
 /// The gradients of the model's trainable values, in [`parameters`] order (zeros for a
@@ -107,15 +120,9 @@ pub fn gradients<M: TensorCollection<f32, Cpu>>(
     model: &M,
     grads: &mut Gradients<f32, Cpu>,
 ) -> Result<Vec<f32>> {
-    let mut read = Read {
-        out: Vec::new(),
-        grads: Some(grads),
-    };
-    M::iter_tensors(&mut RecursiveWalker {
-        m: model,
-        f: &mut read,
-    })?;
-    Ok(read.out)
+    let mut out = Vec::new();
+    read_into(model, Some(grads), &mut out)?;
+    Ok(out)
 }
 
 /// Sets the model's trainable values from a vector in [`parameters`] order; its length must

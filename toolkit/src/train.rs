@@ -1,0 +1,286 @@
+//! Training a classifier across ranks: the loop the examples, tests, benchmark and notebook
+//! share. Each rank trains on its own share with its own [`Optimizer`]; every rank takes the
+//! same number of steps, so the collective steps line up.
+//!
+//! ```
+//! use fogkit::data::{mnist, partition_iid};
+//! use fogkit::nn::MlpNet;
+//! use fogkit::optim::{Method, Optimizer};
+//! use fogkit::prelude::*;
+//! use fogkit::train::{train, Training};
+//! let data = mnist().unwrap().standardized();
+//! let acc = fogkit::run(2, |bf: &Fog| -> fogkit::Result<f64> {
+//!     bf.set_topology(topology::ring(2))?;
+//!     let share = partition_iid(data.train.len(), 2, 1)[bf.rank()].clone();
+//!     let mut model: MlpNet = fogkit::train::build(bf, 7)?;
+//!     let mut opt = Optimizer::new(Method::DecentLam).lr(0.05).momentum(0.9);
+//!     let cfg = Training { epochs: 1, batch: 32, seed: 1, steps_per_epoch: Some(40) };
+//!     let log = train(bf, &mut model, &mut opt, &data.train.subset(&share), &data.test, &cfg, |_| {})?;
+//!     Ok(log[0].test_accuracy)
+//! })
+//! .unwrap();
+//! assert!(acc[0] > 0.7, "{acc:?}"); // 80 steps of 32 digits on 2 ranks
+//! ```
+
+use std::time::Instant;
+
+use dfdx::nn::modules::Linear;
+use dfdx::prelude::*;
+
+use crate::data::{Batches, ImageSet};
+use crate::nn::{Features, Images, LeNet5, ResNet20};
+use crate::ops::ReduceOp;
+use crate::optim::{broadcast_parameters, parameters, set_parameters, Optimizer};
+use crate::{Error, Fog, Result};
+
+/// The built 784-128-10 MLP ([`Mlp`](crate::nn::Mlp)'s module type).
+pub type MlpNet = (Linear<784, 128, f32, Cpu>, ReLU, Linear<128, 10, f32, Cpu>);
+
+type Train = OwnedTape<f32, Cpu>;
+
+/// A 10-class image classifier the loop can train.
+pub trait Network: TensorCollection<f32, Cpu> + BuildModule<Cpu, f32> + Clone {
+    /// `(channels, height, width)` of the images it takes.
+    const INPUT: (usize, usize, usize);
+    /// Its name in tables.
+    const NAME: &'static str;
+    /// Logits of `n` images (pixels flat, image after image), recording the tape.
+    fn train_logits(
+        &mut self,
+        pixels: Vec<f32>,
+        n: usize,
+        grads: Gradients<f32, Cpu>,
+    ) -> Features<10, Train>;
+    /// Logits without a tape (evaluation mode).
+    fn logits(&self, pixels: Vec<f32>, n: usize) -> Features<10>;
+}
+
+fn images<const C: usize>(dev: &Cpu, pixels: Vec<f32>, n: usize, h: usize, w: usize) -> Images<C> {
+    dev.tensor_from_vec(pixels, (n, Const::<C>, h, w))
+}
+
+impl Network for MlpNet {
+    const INPUT: (usize, usize, usize) = (1, 28, 28);
+    const NAME: &'static str = "MLP";
+    fn train_logits(
+        &mut self,
+        pixels: Vec<f32>,
+        n: usize,
+        grads: Gradients<f32, Cpu>,
+    ) -> Features<10, Train> {
+        let x: Features<784> = self.0.weight.device().tensor_from_vec(pixels, (n, Const));
+        self.forward(x.traced(grads))
+    }
+    fn logits(&self, pixels: Vec<f32>, n: usize) -> Features<10> {
+        let x: Features<784> = self.0.weight.device().tensor_from_vec(pixels, (n, Const));
+        self.forward(x)
+    }
+}
+
+impl Network for LeNet5 {
+    const INPUT: (usize, usize, usize) = (1, 28, 28);
+    const NAME: &'static str = "LeNet-5";
+    fn train_logits(
+        &mut self,
+        pixels: Vec<f32>,
+        n: usize,
+        grads: Gradients<f32, Cpu>,
+    ) -> Features<10, Train> {
+        self.forward(images::<1>(self.fc1.weight.device(), pixels, n, 28, 28).traced(grads))
+    }
+    fn logits(&self, pixels: Vec<f32>, n: usize) -> Features<10> {
+        self.forward(images::<1>(self.fc1.weight.device(), pixels, n, 28, 28))
+    }
+}
+
+impl Network for ResNet20 {
+    const INPUT: (usize, usize, usize) = (3, 32, 32);
+    const NAME: &'static str = "ResNet-20";
+    fn train_logits(
+        &mut self,
+        pixels: Vec<f32>,
+        n: usize,
+        grads: Gradients<f32, Cpu>,
+    ) -> Features<10, Train> {
+        let x = images::<3>(self.fc.weight.device(), pixels, n, 32, 32).traced(grads);
+        self.forward_mut(x)
+    }
+    fn logits(&self, pixels: Vec<f32>, n: usize) -> Features<10> {
+        self.forward(images::<3>(self.fc.weight.device(), pixels, n, 32, 32))
+    }
+}
+
+/// Builds a network with weights drawn from `seed`, the same on every rank (collective:
+/// rank 0's draw is broadcast).
+pub fn build<M: Network>(bf: &Fog, seed: u64) -> Result<M> {
+    let dev = Cpu::seed_from_u64(seed);
+    let mut model = M::build(&dev);
+    broadcast_parameters(bf, &mut model, 0)?;
+    Ok(model)
+}
+
+/// How long and how to train.
+#[derive(Clone, Debug)]
+pub struct Training {
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Images per rank per step.
+    pub batch: usize,
+    /// Seed of the batch order (each rank adds its rank).
+    pub seed: u64,
+    /// Steps per epoch; `None`: the whole training set once per epoch (its total size over
+    /// ranks times batch).
+    pub steps_per_epoch: Option<usize>,
+}
+
+/// What one epoch did, the same on every rank.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochReport {
+    /// From 1.
+    pub epoch: usize,
+    /// Steps so far.
+    pub steps: usize,
+    /// Mean training loss over the epoch's steps and all ranks.
+    pub train_loss: f64,
+    /// Test accuracy of the average of the ranks' models.
+    pub test_accuracy: f64,
+    /// Mean over ranks of each rank's own model's test accuracy.
+    pub local_accuracy: f64,
+    /// Mean squared distance of the ranks' parameters from their average.
+    pub consensus_distance: f64,
+    /// Training images per second over all ranks (evaluation excluded).
+    pub samples_per_sec: f64,
+}
+
+fn one_hot(dev: &Cpu, labels: &[u8]) -> Features<10> {
+    let mut v = vec![0.0f32; labels.len() * 10];
+    for (i, &l) in labels.iter().enumerate() {
+        v[i * 10 + l as usize] = 1.0;
+    }
+    dev.tensor_from_vec(v, (labels.len(), Const))
+}
+
+/// Correct predictions of `model` on `set[range]`.
+fn correct<M: Network>(model: &M, set: &ImageSet, range: std::ops::Range<usize>) -> usize {
+    let d = set.image_len();
+    let mut hits = 0;
+    let mut at = range.start;
+    while at < range.end {
+        let n = (range.end - at).min(500);
+        let logits = model
+            .logits(set.pixels[at * d..(at + n) * d].to_vec(), n)
+            .as_vec();
+        for i in 0..n {
+            let row = &logits[i * 10..(i + 1) * 10];
+            let best = (0..10).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+            hits += (best == set.labels[at + i] as usize) as usize;
+        }
+        at += n;
+    }
+    hits
+}
+
+/// Test accuracy of the ranks' average model and the mean of their own models' accuracies,
+/// and the consensus distance (collective).
+pub fn evaluate<M: Network>(bf: &Fog, model: &M, test: &ImageSet) -> Result<(f64, f64, f64)> {
+    let x = parameters(model);
+    let avg = bf.allreduce_op(&x, ReduceOp::Avg)?;
+    let dist: f64 = x
+        .iter()
+        .zip(&avg)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum();
+    let mut averaged = model.clone();
+    set_parameters(&mut averaged, &avg)?;
+    let (r, n) = (bf.rank(), bf.size());
+    let slice = r * test.len() / n..(r + 1) * test.len() / n;
+    let counts = vec![
+        correct(&averaged, test, slice) as f64,
+        correct(model, test, 0..test.len()) as f64,
+        dist,
+    ];
+    let sums = bf.allreduce_op(&counts, ReduceOp::Sum)?;
+    let len = test.len().max(1) as f64;
+    Ok((
+        sums[0] / len,
+        sums[1] / (len * n as f64),
+        sums[2] / n as f64,
+    ))
+}
+
+/// Trains `model` on this rank's `share` for `cfg.epochs` epochs, evaluating on `test`
+/// after each (collective); `on_epoch` sees each report as it is made.
+pub fn train<M: Network>(
+    bf: &Fog,
+    model: &mut M,
+    opt: &mut Optimizer<f32>,
+    share: &ImageSet,
+    test: &ImageSet,
+    cfg: &Training,
+    mut on_epoch: impl FnMut(&EpochReport),
+) -> Result<Vec<EpochReport>> {
+    let want = M::INPUT;
+    for (what, set) in [("training", share), ("test", test)] {
+        if set.shape != want {
+            return Err(Error::Data(format!(
+                "{} takes images of shape {want:?} (channels, height, width); the {what} set has {:?}",
+                M::NAME,
+                set.shape
+            )));
+        }
+    }
+    if share.is_empty() || cfg.batch == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "expected a non-empty share and a batch of at least 1, found {} images and batch {}",
+            share.len(),
+            cfg.batch
+        )));
+    }
+    let total = bf.allreduce_op(&[share.len() as f64], ReduceOp::Sum)?[0] as usize;
+    let steps = cfg
+        .steps_per_epoch
+        .unwrap_or(total / (bf.size() * cfg.batch))
+        .max(1);
+    let dev = Cpu::default();
+    let mut batches = Batches::new(share.len(), cfg.seed.wrapping_add(bf.rank() as u64));
+    let mut grads = model.alloc_grads();
+    let mut reports = Vec::new();
+    let d = share.image_len();
+    for epoch in 1..=cfg.epochs {
+        let started = Instant::now();
+        let mut loss_sum = 0.0;
+        for _ in 0..steps {
+            let idx = batches.next_batch(cfg.batch);
+            let mut pixels = Vec::with_capacity(idx.len() * d);
+            idx.iter()
+                .for_each(|&i| pixels.extend_from_slice(&share.pixels[i * d..(i + 1) * d]));
+            let labels: Vec<u8> = idx.iter().map(|&i| share.labels[i]).collect();
+            model.zero_grads(&mut grads);
+            let logits = model.train_logits(pixels, idx.len(), grads);
+            let loss = cross_entropy_with_logits_loss(logits, one_hot(&dev, &labels));
+            loss_sum += loss.array() as f64;
+            grads = loss.backward();
+            opt.update(bf, model, &mut grads)?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let loss = bf.allreduce_op(&[loss_sum / steps as f64], ReduceOp::Avg)?[0];
+        if !loss.is_finite() {
+            return Err(Error::InvalidArgument(format!(
+                "training diverged in epoch {epoch} (mean loss {loss}): lower the step size"
+            )));
+        }
+        let (test_accuracy, local_accuracy, consensus_distance) = evaluate(bf, model, test)?;
+        let report = EpochReport {
+            epoch,
+            steps: epoch * steps,
+            train_loss: loss,
+            test_accuracy,
+            local_accuracy,
+            consensus_distance,
+            samples_per_sec: (steps * cfg.batch * bf.size()) as f64 / seconds.max(1e-9),
+        };
+        on_epoch(&report);
+        reports.push(report);
+    }
+    Ok(reports)
+}
