@@ -31,6 +31,7 @@
 
 pub mod data;
 mod error;
+pub mod experiments;
 mod fog;
 pub mod launch;
 #[cfg(feature = "metrics")]
