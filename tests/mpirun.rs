@@ -12,6 +12,7 @@ use fogkit_tests::scenario_line;
 const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
 const COLLECTIVES: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
 const MAIN_JOB: &str = env!("CARGO_BIN_EXE_consensus_dsgd");
+const TRAIN: &str = env!("CARGO_BIN_EXE_train");
 
 struct Out {
     code: i32,
@@ -142,6 +143,32 @@ fn machines_emulated_on_one_host_are_bit_identical_too() {
         want.sort();
         assert_eq!(sorted_lines(&o.stdout), want, "np={np} local_size={ls}");
     }
+}
+
+#[test]
+fn training_lenet_with_decentlam_gives_the_same_bits_on_both_transports() {
+    let args = [
+        "--model", "lenet", "--data", "mnist", "--ranks", "2", "--steps", "5", "--batch", "16",
+        "--epochs", "2",
+    ];
+    let local = run(TRAIN, &args, &[], 240);
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    let mpi = fogrun(2, TRAIN, &args, &[], 240);
+    assert_eq!(mpi.code, 0, "{}", mpi.stderr);
+    let sums = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("parameter sums by rank"))
+            .map(str::to_string)
+    };
+    assert!(sums(&local.stdout).is_some(), "{}", local.stdout);
+    assert_eq!(sums(&local.stdout), sums(&mpi.stdout));
+    let epochs = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with("epoch"))
+            .map(|l| l.split(", ").take(3).collect::<Vec<_>>().join(", "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(epochs(&local.stdout), epochs(&mpi.stdout));
 }
 
 #[test]

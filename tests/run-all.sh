@@ -16,10 +16,10 @@ step "toolchain"
 cargo --version
 rustc --version
 
-step "system packages (Open MPI for the MPI transport, Chromium for notebook pictures)"
+step "system packages (Open MPI for the MPI transport, Chromium for notebook pictures, Fashion-MNIST)"
 # Installed only when missing, so a second run does nothing here.
 need=()
-for pkg in openmpi-bin libopenmpi-dev libclang-dev clang chromium; do
+for pkg in openmpi-bin libopenmpi-dev libclang-dev clang chromium dataset-fashion-mnist; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

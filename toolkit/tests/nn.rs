@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 //! Convolution and pooling against their definitions: naive loops for forward and backward,
 //! and central finite differences of a scalar loss.
 

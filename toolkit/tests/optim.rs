@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 //! Each optimizer's first steps against updates computed by hand: once as numbers worked out
 //! on paper, and for every method in the talk's matrix form (all ranks at once, dense `W`),
 //! which the ranks' implementation never uses.

@@ -447,7 +447,7 @@ impl<E: Element + Float> Optimizer<E> {
                     .into(),
             ));
         }
-        if !(self.lr > 0.0) || !(0.0..1.0).contains(&self.momentum) {
+        if self.lr.is_nan() || self.lr <= 0.0 || !(0.0..1.0).contains(&self.momentum) {
             return Err(Error::InvalidArgument(format!(
                 "expected a step size > 0 and a momentum in [0, 1), found lr = {} and momentum = {}",
                 self.lr, self.momentum
