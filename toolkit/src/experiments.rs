@@ -18,11 +18,11 @@ use crate::{Fog, Result};
 /// use fogkit::experiments::linear_regression_msd;
 /// use fogkit::optim::Method;
 /// use fogkit::prelude::*;
-/// let msd = fogkit::run(8, |bf: &Fog| {
+/// let msd = fogkit::run(8, |bf: &Fog| -> fogkit::Result<f64> {
 ///     bf.set_topology(topology::ring(8))?;
 ///     let dsgd = linear_regression_msd(bf, Method::Dsgd, 0.5, 0.01, 20_000)?;
 ///     let dmsgd = linear_regression_msd(bf, Method::DmSgd, 0.5, 0.01, 20_000)?;
-///     fogkit::Result::Ok(dmsgd / dsgd)
+///     Ok(dmsgd / dsgd)
 /// })
 /// .unwrap();
 /// assert!(msd[0] > 3.0 && msd[0] < 5.0); // 1/(1-beta)^2 = 4
