@@ -27,22 +27,11 @@ fn main() -> fogkit::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut out = std::path::PathBuf::from("tutorials/src/results");
     let mut epochs = 3;
-    let mut methods: Vec<Method> = vec![
-        Method::PmSgd,
-        Method::Dsgd,
-        Method::DmSgd,
-        Method::DecentLam,
-        Method::DaDmSgd,
-        Method::AwcDmSgd,
-        Method::QgDmSgd,
-        Method::D2,
-        Method::SlowMo {
-            period: 8,
-            slow_lr: 1.0,
-            slow_momentum: 0.5,
-        },
-        Method::GossipPga { period: 8 },
-    ];
+    // The talk's methods and baselines; CTA is DSGD in another order.
+    let mut methods: Vec<Method> = Method::ALL
+        .into_iter()
+        .filter(|m| *m != Method::DsgdCta)
+        .collect();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {

@@ -28,6 +28,7 @@ use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 
 use crate::data::{Batches, ImageSet};
+use crate::nn::models::Train;
 use crate::nn::{Features, Images, LeNet5, ResNet20};
 use crate::ops::ReduceOp;
 use crate::optim::{broadcast_parameters, parameters, set_parameters, Optimizer};
@@ -35,8 +36,6 @@ use crate::{Error, Fog, Result};
 
 /// The built 784-128-10 MLP ([`Mlp`](crate::nn::Mlp)'s module type).
 pub type MlpNet = (Linear<784, 128, f32, Cpu>, ReLU, Linear<128, 10, f32, Cpu>);
-
-type Train = OwnedTape<f32, Cpu>;
 
 /// A 10-class image classifier the loop can train.
 pub trait Network: TensorCollection<f32, Cpu> + BuildModule<Cpu, f32> + Clone {

@@ -19,7 +19,7 @@
 
 mod conv;
 mod gemm;
-mod models;
+pub(crate) mod models;
 mod pool;
 
 use dfdx::prelude::{Const, Cpu, NoneTape, Tensor};

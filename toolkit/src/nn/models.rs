@@ -218,7 +218,8 @@ macro_rules! block_forward {
     }};
 }
 
-type Train = OwnedTape<f32, Cpu>;
+/// The tape of a training forward pass.
+pub(crate) type Train = OwnedTape<f32, Cpu>;
 
 impl<const C: usize> ModuleMut<Images<C, Train>> for BasicBlock<C> {
     type Output = Images<C, Train>;
