@@ -309,8 +309,12 @@ impl<E: Element + Float> Optimizer<E> {
         let gamma = self.lr_at(self.k);
         let (lr, beta) = (E::from_f64(gamma), E::from_f64(self.momentum));
         let wd = E::from_f64(self.weight_decay);
-        for ((g, &d), &p) in self.g.iter_mut().zip(grad).zip(x.iter()) {
-            *g = d + wd * p;
+        if self.weight_decay == 0.0 {
+            self.g.copy_from_slice(grad);
+        } else {
+            for ((g, &d), &p) in self.g.iter_mut().zip(grad).zip(x.iter()) {
+                *g = d + wd * p;
+            }
         }
         let nesterov = self.nesterov;
         // The step direction from the (updated) momentum and the gradient-like term.
@@ -324,64 +328,62 @@ impl<E: Element + Float> Optimizer<E> {
             z,
             ..
         } = self;
+        // Every buffer cut to `n`, so the loops below run without bounds checks (and vectorize).
+        let (m, prev, prev_step) = (&mut m[..n], &mut prev[..n], &mut prev_step[..n]);
+        let (g, y, z) = (&mut g[..n], &mut y[..n], &mut z[..n]);
         match self.method {
             Method::PmSgd => {
                 bf.allreduce_into(g, y, ReduceOp::Avg)?;
-                for i in 0..n {
-                    m[i] = beta * m[i] + y[i];
-                    x[i] = x[i] - lr * dir(m[i], y[i]);
+                for ((x, m), &y) in x.iter_mut().zip(m.iter_mut()).zip(y.iter()) {
+                    *m = beta * *m + y;
+                    *x = *x - lr * dir(*m, y);
                 }
             }
             Method::Dsgd => {
-                for i in 0..n {
-                    y[i] = x[i] - lr * g[i];
-                }
+                sub_scaled(y, x, lr, g);
                 bf.neighbor_allreduce_into(y, x)?;
             }
             Method::DsgdCta => {
                 bf.neighbor_allreduce_into(x, y)?;
-                for i in 0..n {
-                    x[i] = y[i] - lr * g[i];
-                }
+                sub_scaled(x, y, lr, g);
             }
             Method::DmSgd => dmsgd(bf, x, g, m, y, lr, dir, beta)?,
             Method::DecentLam => {
-                for i in 0..n {
-                    y[i] = x[i] - lr * g[i];
-                }
+                sub_scaled(y, x, lr, g);
                 bf.neighbor_allreduce_into(y, z)?;
-                for i in 0..n {
-                    let c = (x[i] - z[i]) / lr;
-                    m[i] = beta * m[i] + c;
-                    x[i] = x[i] - lr * dir(m[i], c);
+                for ((x, m), &z) in x.iter_mut().zip(m.iter_mut()).zip(z.iter()) {
+                    let c = (*x - z) / lr;
+                    *m = beta * *m + c;
+                    *x = *x - lr * dir(*m, c);
                 }
             }
             Method::DaDmSgd => {
-                for i in 0..n {
-                    y[i] = beta * m[i] + g[i];
+                for ((y, &m), &g) in y.iter_mut().zip(m.iter()).zip(g.iter()) {
+                    *y = beta * m + g;
                 }
                 bf.neighbor_allreduce_into(y, m)?;
-                for i in 0..n {
-                    y[i] = x[i] - lr * dir(m[i], g[i]);
+                for (((y, &x), &m), &g) in y.iter_mut().zip(x.iter()).zip(m.iter()).zip(g.iter()) {
+                    *y = x - lr * dir(m, g);
                 }
                 bf.neighbor_allreduce_into(y, x)?;
             }
             Method::AwcDmSgd => {
                 bf.neighbor_allreduce_into(x, z)?;
-                for i in 0..n {
-                    m[i] = beta * m[i] + g[i];
-                    x[i] = z[i] - lr * dir(m[i], g[i]);
+                for (((x, m), &z), &g) in x.iter_mut().zip(m.iter_mut()).zip(z.iter()).zip(g.iter())
+                {
+                    *m = beta * *m + g;
+                    *x = z - lr * dir(*m, g);
                 }
             }
             Method::QgDmSgd => {
-                for i in 0..n {
-                    y[i] = x[i] - lr * (g[i] + beta * m[i]);
+                for (((y, &x), &g), &m) in y.iter_mut().zip(x.iter()).zip(g.iter()).zip(m.iter()) {
+                    *y = x - lr * (g + beta * m);
                 }
                 bf.neighbor_allreduce_into(y, z)?;
                 let one = E::from_f64(1.0);
-                for i in 0..n {
-                    m[i] = beta * m[i] + (one - beta) * (x[i] - z[i]) / lr;
-                    x[i] = z[i];
+                for ((x, m), &z) in x.iter_mut().zip(m.iter_mut()).zip(z.iter()) {
+                    *m = beta * *m + (one - beta) * (*x - z) / lr;
+                    *x = z;
                 }
             }
             Method::D2 => {
@@ -454,6 +456,13 @@ impl<E: Element + Float> Optimizer<E> {
             )));
         }
         Ok(())
+    }
+}
+
+/// `out = x - gamma g`.
+fn sub_scaled<E: Element + Float>(out: &mut [E], x: &[E], lr: E, g: &[E]) {
+    for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+        *o = x - lr * g;
     }
 }
 
