@@ -1,4 +1,4 @@
-//! 2-D convolution as one im2col and one matrix product per batch, with its own backward.
+//! 2-D convolution as an im2col and a matrix product per image, with its own backward.
 
 use dfdx::prelude::*;
 use rand_distr::Uniform;
@@ -38,38 +38,34 @@ impl Geometry {
         self.c * self.k * self.k
     }
 
-    /// Visits the patch matrix of image `img`, `[OH*OW, C*K*K]` row-major: `f(patch, input)`
-    /// gets each run of `K` patch cells (one kernel row) and the input cells under it, or
-    /// `None` where the run lies in the padding. Runs that cross the border are split into
-    /// single cells.
+    /// Visits the patch matrix of image `img`, `[C*K*K, OH*OW]` row-major (one row per
+    /// channel and kernel cell, one column per output pixel): `f(at, src)` gets each run of
+    /// `OW` cells (one output row) starting at `at`, and `src = Some((i, lo, hi))` when cells
+    /// `lo..hi` of the run read input cells `i, i + stride, ...` (the others lie in the
+    /// padding), or `None` when the whole run does.
     #[inline(always)]
-    fn for_each_run(
-        &self,
-        img: usize,
-        mut f: impl FnMut(std::ops::Range<usize>, Option<std::ops::Range<usize>>),
-    ) {
-        let (k, ckk) = (self.k, self.ckk());
-        for oy in 0..self.oh {
-            for ox in 0..self.ow {
-                let row = (oy * self.ow + ox) * ckk;
-                let x0 = (ox * self.stride) as isize - self.pad as isize;
-                for c in 0..self.c {
-                    let plane = (img * self.c + c) * self.h * self.w;
-                    for ki in 0..k {
-                        let at = row + (c * k + ki) * k;
-                        let iy = (oy * self.stride + ki) as isize - self.pad as isize;
-                        if iy < 0 || iy >= self.h as isize {
-                            f(at..at + k, None);
-                        } else if x0 >= 0 && x0 + k as isize <= self.w as isize {
-                            let i = plane + iy as usize * self.w + x0 as usize;
-                            f(at..at + k, Some(i..i + k));
+    fn for_each_row(&self, img: usize, mut f: impl FnMut(usize, Option<(usize, usize, usize)>)) {
+        let (k, s, pad) = (self.k, self.stride, self.pad);
+        let ohw = self.oh * self.ow;
+        for c in 0..self.c {
+            let plane = (img * self.c + c) * self.h * self.w;
+            for ki in 0..k {
+                for kj in 0..k {
+                    let r = (c * k + ki) * k + kj;
+                    // Output columns whose input column ox * s + kj - pad lies in 0..w.
+                    let lo = pad.saturating_sub(kj).div_ceil(s).min(self.ow);
+                    let hi = (self.w + pad)
+                        .saturating_sub(kj)
+                        .div_ceil(s)
+                        .clamp(lo, self.ow);
+                    for oy in 0..self.oh {
+                        let at = r * ohw + oy * self.ow;
+                        let iy = (oy * s + ki) as isize - pad as isize;
+                        if iy < 0 || iy >= self.h as isize || lo == hi {
+                            f(at, None);
                         } else {
-                            for kj in 0..k {
-                                let ix = x0 + kj as isize;
-                                let inside = ix >= 0 && ix < self.w as isize;
-                                let i = plane + iy as usize * self.w + ix.max(0) as usize;
-                                f(at + kj..at + kj + 1, inside.then_some(i..i + 1));
-                            }
+                            let i = plane + iy as usize * self.w + lo * s + kj - pad;
+                            f(at, Some((i, lo, hi)));
                         }
                     }
                 }
@@ -81,8 +77,8 @@ impl Geometry {
 /// `y = conv(x, weight) + bias` over a batch of images (NCHW), weight `[O, C, K, K]`.
 ///
 /// Gradients flow to `x` (when `input_grad`; a network's first layer needs none), `weight`
-/// and `bias`. Forward is one im2col and one matrix product for the whole batch; backward
-/// is two products and one col2im.
+/// and `bias`. Forward is an im2col and a matrix product per image; backward is two
+/// products and a col2im per image.
 ///
 /// ```
 /// use fogkit::dfdx::prelude::*;
@@ -120,26 +116,41 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
     let (x, mut tape) = x.split_tape();
     let (ckk, ohw) = (g.ckk(), g.oh * g.ow);
     let mut xv = take(x.shape().num_elements());
-    x.copy_into(&mut xv);
-    // One patch matrix per image, [OH*OW, C*K*K], all kept for the backward pass.
+    x.copy_into(&mut xv[..]);
+    // One patch matrix per image, [C*K*K, OH*OW], all kept for the backward pass.
+    let (ow, s) = (g.ow, g.stride);
     let mut cols = take(n * ohw * ckk);
     for img in 0..n {
         let patches = &mut cols[img * ohw * ckk..(img + 1) * ohw * ckk];
-        g.for_each_run(img, |p, i| match i {
-            Some(i) => patches[p].copy_from_slice(&xv[i]),
-            None => patches[p].fill(0.0),
+        g.for_each_row(img, |at, src| {
+            let run = &mut patches[at..at + ow];
+            match src {
+                None => run.fill(0.0),
+                Some((i, lo, hi)) => {
+                    run[..lo].fill(0.0);
+                    run[hi..].fill(0.0);
+                    if s == 1 {
+                        run[lo..hi].copy_from_slice(&xv[i..i + hi - lo]);
+                    } else {
+                        let from = xv[i..].iter().step_by(s);
+                        run[lo..hi].iter_mut().zip(from).for_each(|(d, &v)| *d = v);
+                    }
+                }
+            }
         });
     }
     give(xv);
     let wv = weight.as_vec();
     let bv = bias.as_vec();
-    // y_img[o, pixel] = bias[o] + sum_r patches[pixel, r] w[o, r]: written transposed.
-    let mut yv = vec![0.0f32; n * O * ohw];
+    // y_img[o, pixel] = bias[o] + sum_r w[o, r] patches[r, pixel], computed as its
+    // transpose (pixels down the rows, contiguous: `gemm` then reads the patches unpacked).
+    let mut yv = Vec::with_capacity(n * O * ohw);
+    for _ in 0..n {
+        bv.iter()
+            .for_each(|&b| yv.extend(std::iter::repeat(b).take(ohw)));
+    }
     for (img, y) in yv.chunks_mut(O * ohw).enumerate() {
-        for (o, plane) in y.chunks_mut(ohw).enumerate() {
-            plane.fill(bv[o]);
-        }
-        let patches = View::rows(&cols[img * ohw * ckk..(img + 1) * ohw * ckk], ckk);
+        let patches = View::transposed(&cols[img * ohw * ckk..(img + 1) * ohw * ckk], ohw);
         matmul_to(
             ohw,
             O,
@@ -161,9 +172,9 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
             dy.copy_from_slice(grads.get_or_alloc_mut(&yg)?);
             let dw = grads.get_or_alloc_mut(&wg)?;
             for img in 0..n {
-                // dw[o, r] += sum_pixel dy_img[o, pixel] patches[pixel, r]
+                // dw[o, r] += sum_pixel dy_img[o, pixel] patches[r, pixel]
                 let dyi = View::rows(&dy[img * O * ohw..(img + 1) * O * ohw], ohw);
-                let patches = View::rows(&cols[img * ohw * ckk..(img + 1) * ohw * ckk], ckk);
+                let patches = View::transposed(&cols[img * ohw * ckk..(img + 1) * ohw * ckk], ohw);
                 matmul(O, ckk, ohw, dyi, patches, dw, true);
             }
             let db = grads.get_or_alloc_mut(&bg)?;
@@ -174,12 +185,21 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
                 let dx = grads.get_or_alloc_mut(&xg)?;
                 let mut dpatch = take(ohw * ckk);
                 for img in 0..n {
-                    // dpatches[pixel, r] = sum_o dy_img[o, pixel] w[o, r], then col2im.
+                    // dpatches[r, pixel] = sum_o w[o, r] dy_img[o, pixel] (computed as its
+                    // transpose, like the forward product), then col2im.
                     let dyt = View::transposed(&dy[img * O * ohw..(img + 1) * O * ohw], ohw);
-                    matmul(ohw, ckk, O, dyt, View::rows(&wv, ckk), &mut dpatch, false);
-                    g.for_each_run(img, |p, i| {
-                        if let Some(i) = i {
-                            dx[i].iter_mut().zip(&dpatch[p]).for_each(|(d, s)| *d += s);
+                    let wr = View::rows(&wv, ckk);
+                    matmul_to(ohw, ckk, O, dyt, wr, &mut dpatch, (1, ohw), false);
+                    g.for_each_row(img, |at, src| {
+                        if let Some((i, lo, hi)) = src {
+                            let run = &dpatch[at + lo..at + hi];
+                            if s == 1 {
+                                let to = &mut dx[i..i + hi - lo];
+                                to.iter_mut().zip(run).for_each(|(d, v)| *d += v);
+                            } else {
+                                let to = dx[i..].iter_mut().step_by(s);
+                                to.zip(run).for_each(|(d, v)| *d += v);
+                            }
                         }
                     });
                 }

@@ -9,25 +9,49 @@ thread_local! {
     static POOL: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
 }
 
+/// A pooled buffer: the first `len` values of a vector that keeps its full length, so
+/// handing it out again writes nothing.
+pub(crate) struct Scratch {
+    v: Vec<f32>,
+    len: usize,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.v[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.v[..self.len]
+    }
+}
+
 /// A buffer of `len` values (contents unspecified: callers overwrite every cell).
-pub(crate) fn take(len: usize) -> Vec<f32> {
+pub(crate) fn take(len: usize) -> Scratch {
     let mut v = POOL.with(|p| {
         let mut p = p.borrow_mut();
-        match p.iter().position(|v| v.capacity() >= len) {
-            Some(i) => p.swap_remove(i),
-            None => Vec::new(),
-        }
+        // The smallest that fits, else the largest (grown below).
+        let fit = (0..p.len())
+            .filter(|&i| p[i].len() >= len)
+            .min_by_key(|&i| p[i].len())
+            .or_else(|| (0..p.len()).max_by_key(|&i| p[i].len()));
+        fit.map(|i| p.swap_remove(i)).unwrap_or_default()
     });
-    v.resize(len, 0.0);
-    v
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    Scratch { v, len }
 }
 
 /// Returns a buffer to this thread's pool (at most 16 are kept).
-pub(crate) fn give(v: Vec<f32>) {
+pub(crate) fn give(s: Scratch) {
     POOL.with(|p| {
         let mut p = p.borrow_mut();
         if p.len() < 16 {
-            p.push(v);
+            p.push(s.v);
         }
     });
 }
