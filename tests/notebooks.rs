@@ -228,6 +228,11 @@ fn ch04_bias_correction() {
 }
 
 #[test]
+fn ch07_decentralized_deep_learning() {
+    execute("ch07_decentralized_deep_learning.ipynb");
+}
+
+#[test]
 fn the_checker_catches_panics_errors_and_missing_pictures() {
     let nb = serde_json::json!({"cells": [
         {"cell_type": "code", "execution_count": 1, "source": ["let a = 1;"],
