@@ -13,6 +13,7 @@ const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
 const COLLECTIVES: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
 const MAIN_JOB: &str = env!("CARGO_BIN_EXE_consensus_dsgd");
 const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+const PUSH_SUM: &str = env!("CARGO_BIN_EXE_push_sum");
 
 struct Out {
     code: i32,
@@ -171,19 +172,30 @@ fn training_lenet_with_decentlam_gives_the_same_bits_on_both_transports() {
     assert_eq!(epochs(&local.stdout), epochs(&mpi.stdout));
 }
 
-#[test]
-fn the_main_job_prints_the_same_numbers_on_both_transports() {
-    let local = run(MAIN_JOB, &[], &[], 240);
+/// Runs `program` on `n` in-process ranks and under `fogrun -np n`: both succeed, print
+/// `marker`, and print the same text once the transport's name is set aside.
+fn same_output_on_both_transports(program: &str, n: usize, marker: &str) {
+    let local = run(program, &[], &[], 240);
     assert_eq!(local.code, 0, "{}", local.stderr);
-    let mpi = fogrun(8, MAIN_JOB, &[], &[], 240);
+    let mpi = fogrun(n, program, &[], &[], 240);
     assert_eq!(mpi.code, 0, "{}", mpi.stderr);
     let norm = |s: &str| {
         s.replace("(local transport)", "(T)")
             .replace("(mpi transport)", "(T)")
     };
     assert!(mpi.stdout.contains("(mpi transport)"), "{}", mpi.stdout);
-    assert!(local.stdout.contains("rank 0's x after 600 steps"));
+    assert!(local.stdout.contains(marker), "{}", local.stdout);
     assert_eq!(norm(&local.stdout), norm(&mpi.stdout));
+}
+
+#[test]
+fn the_main_job_prints_the_same_numbers_on_both_transports() {
+    same_output_on_both_transports(MAIN_JOB, 8, "rank 0's x after 600 steps");
+}
+
+#[test]
+fn push_sum_and_push_diging_print_the_same_numbers_on_both_transports() {
+    same_output_on_both_transports(PUSH_SUM, 8, "push-DIGing:");
 }
 
 #[test]

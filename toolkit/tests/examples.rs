@@ -49,3 +49,29 @@ fn main_job_prints_falling_consensus_error() {
     assert!(*errs.last().unwrap() < 1e-12);
     assert!(stdout.contains("DSGD stalls at a distance"), "{stdout}");
 }
+
+#[test]
+fn push_sum_reaches_the_average_and_push_diging_the_optimum() {
+    let out = Command::new(example("push_sum"))
+        .env("FOGKIT_TIMEOUT", "60")
+        .output()
+        .expect("run example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The number after `label`, on the line that holds it.
+    let value = |label: &str| -> f64 {
+        let line = stdout.lines().find(|l| l.contains(label)).expect(label);
+        let rest = &line[line.find(label).expect(label) + label.len()..];
+        rest.split_whitespace()
+            .find_map(|w| w.trim_end_matches(',').parse().ok())
+            .unwrap_or_else(|| panic!("no number after {label}: {line}"))
+    };
+    assert!(value("but are") > 1e-2, "{stdout}");
+    assert!(value("push-sum (x / w):") < 1e-12, "{stdout}");
+    assert!(value("subgradient-push:") > 1e-3, "{stdout}");
+    assert!(value("push-DIGing:") < 1e-10, "{stdout}");
+}

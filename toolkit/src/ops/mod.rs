@@ -88,6 +88,33 @@ impl NeighborWeights {
         }
     }
 
+    /// Push-sum weights (column-stochastic): this rank keeps `1/(|send_to| + 1)` of its
+    /// value and sends the same share to each of `send_to`; what arrives from `recv_from`
+    /// is added unweighted. The sum over ranks is kept exactly; the ranks do not agree
+    /// unless each also runs the same mix on a weight that starts at 1 and divides by it
+    /// (push-sum, chapter 5). Only the senders need to know their out-degree.
+    ///
+    /// ```
+    /// use fogkit::prelude::*;
+    /// // Rank 0 pushes to 1 and 2; rank 1 pushes to 2; rank 2 pushes to 0.
+    /// let sends = [vec![1, 2], vec![2], vec![0]];
+    /// let out = fogkit::run(3, |bf| {
+    ///     let r = bf.rank();
+    ///     let recv: Vec<usize> = (0..3).filter(|&j| sends[j].contains(&r)).collect();
+    ///     bf.neighbor_allreduce_with(&[3.0], &NeighborWeights::push(&recv, &sends[r]))
+    /// })
+    /// .unwrap();
+    /// assert_eq!(out, vec![[2.5], [2.5], [4.0]]); // the sum, 9, is kept
+    /// ```
+    pub fn push(recv_from: &[usize], send_to: &[usize]) -> Self {
+        let share = 1.0 / (send_to.len() + 1) as f64;
+        NeighborWeights {
+            self_weight: share,
+            src_weights: recv_from.iter().map(|&r| (r, 1.0)).collect(),
+            dst_weights: send_to.iter().map(|&r| (r, share)).collect(),
+        }
+    }
+
     /// Uniform weights for one iteration of a dynamic one-peer schedule.
     pub fn from_one_peer(p: &OnePeer) -> Self {
         Self::uniform(&p.recv_from, &p.send_to)
