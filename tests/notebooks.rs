@@ -228,6 +228,11 @@ fn ch04_bias_correction() {
 }
 
 #[test]
+fn ch05_directed_and_time_varying_networks() {
+    execute("ch05_directed_and_time_varying_networks.ipynb");
+}
+
+#[test]
 fn ch07_decentralized_deep_learning() {
     execute("ch07_decentralized_deep_learning.ipynb");
 }
