@@ -16,18 +16,24 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-#[test]
-fn main_job_prints_falling_consensus_error() {
-    let out = Command::new(example("consensus_dsgd"))
+/// Runs an example to completion (it asserts its own results) and returns its stdout.
+fn run_example(name: &str) -> String {
+    let out = Command::new(example(name))
         .env("FOGKIT_TIMEOUT", "60")
         .output()
         .expect("run example");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{stdout}\n{}",
+        "{name} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn main_job_prints_falling_consensus_error() {
+    let stdout = run_example("consensus_dsgd");
     // The consensus table: iteration, error, bound; errors fall and end below 1e-12.
     let errs: Vec<f64> = stdout
         .lines()
@@ -52,16 +58,7 @@ fn main_job_prints_falling_consensus_error() {
 
 #[test]
 fn push_sum_reaches_the_average_and_push_diging_the_optimum() {
-    let out = Command::new(example("push_sum"))
-        .env("FOGKIT_TIMEOUT", "60")
-        .output()
-        .expect("run example");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_example("push_sum");
     // The number after `label`, on the line that holds it.
     let value = |label: &str| -> f64 {
         let line = stdout.lines().find(|l| l.contains(label)).expect(label);
