@@ -34,7 +34,7 @@ if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 
-step "notebook toolchain (Jupyter, the evcxr kernel, mdBook)"
+step "notebook toolchain (Jupyter, the evcxr kernel, mdBook and mdbook-katex)"
 # Each piece only when missing.
 if ! python3 -c "import nbconvert, nbclient, jupyter_client, ipykernel" 2>/dev/null \
     || ! command -v jupyter >/dev/null; then
@@ -54,6 +54,10 @@ if ! jupyter kernelspec list --json | python3 -c \
 fi
 if ! command -v mdbook >/dev/null; then
     cargo install mdbook --locked --version 0.5.4
+fi
+if ! command -v mdbook-katex >/dev/null; then
+    # The book's math, typeset as MathML at build time (under a minute, once).
+    cargo install mdbook-katex --locked --version 0.10.0
 fi
 mdbook --version
 
