@@ -331,7 +331,7 @@ fn the_book_builds_and_its_links_resolve() {
         Ok(o) => {
             let log = String::from_utf8_lossy(&o.stderr);
             assert!(o.status.success(), "mdbook build failed:\n{log}");
-            // Math typeset into MathML must not leave tags Markdown split apart.
+            // Typeset math must not leave tags that Markdown split apart.
             assert!(
                 !log.contains("HTML tag"),
                 "mdbook reports unbalanced HTML (an ASCII ~ in typeset math?):\n{log}"

@@ -36,15 +36,11 @@ fn parse() -> fogkit::Result<Args> {
         models: vec!["mlp".into(), "lenet".into()],
         python: std::env::var("FOGKIT_TORCH_PYTHON").unwrap_or_else(|_| "python3".into()),
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let bad = |k: &str, v: &str| Error::InvalidArgument(format!("{k}: cannot use {v:?}"));
-    let mut it = args.iter();
-    while let Some(k) = it.next() {
-        let v = it
-            .next()
-            .ok_or_else(|| Error::InvalidArgument(format!("{k} expects a value")))?;
+    for (k, v) in fogkit::launch::option_pairs(std::env::args().skip(1))? {
+        let (k, v) = (k.as_str(), v.as_str());
         let num = |v: &str| v.parse::<usize>().ok().filter(|&n| n > 0);
-        match k.as_str() {
+        match k {
             "--ranks" => a.ranks = num(v).ok_or_else(|| bad(k, v))?,
             "--steps" => a.steps = num(v).ok_or_else(|| bad(k, v))?,
             "--rounds" => a.rounds = num(v).ok_or_else(|| bad(k, v))?,
@@ -58,7 +54,7 @@ fn parse() -> fogkit::Result<Args> {
                     return Err(bad(k, m));
                 }
             }
-            "--python" => a.python = v.clone(),
+            "--python" => a.python = v.into(),
             _ => {
                 return Err(Error::InvalidArgument(format!(
                     "unknown option {k}: expected --ranks, --steps, --rounds, --models or --python"

@@ -54,17 +54,13 @@ fn parse() -> fogkit::Result<Args> {
         seed: 1,
         metrics: None,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let bad = |k: &str, v: &str| Error::InvalidArgument(format!("{k}: cannot use {v:?}"));
-    let mut it = args.iter();
-    while let Some(k) = it.next() {
-        let v = it
-            .next()
-            .ok_or_else(|| Error::InvalidArgument(format!("{k} expects a value")))?;
-        match k.as_str() {
-            "--model" => a.model = v.clone(),
+    for (k, v) in fogkit::launch::option_pairs(std::env::args().skip(1))? {
+        let (k, v) = (k.as_str(), v.as_str());
+        match k {
+            "--model" => a.model = v.into(),
             "--method" => a.method = Method::parse(v)?,
-            "--data" => a.data = v.clone(),
+            "--data" => a.data = v.into(),
             "--ranks" => a.ranks = v.parse().map_err(|_| bad(k, v))?,
             "--epochs" => a.epochs = v.parse().map_err(|_| bad(k, v))?,
             "--batch" => a.batch = v.parse().map_err(|_| bad(k, v))?,
@@ -72,10 +68,10 @@ fn parse() -> fogkit::Result<Args> {
             "--lr" => a.lr = v.parse().map_err(|_| bad(k, v))?,
             "--momentum" => a.momentum = v.parse().map_err(|_| bad(k, v))?,
             "--weight-decay" => a.weight_decay = v.parse().map_err(|_| bad(k, v))?,
-            "--topology" => a.topology = v.clone(),
-            "--partition" => a.partition = v.clone(),
+            "--topology" => a.topology = v.into(),
+            "--partition" => a.partition = v.into(),
             "--seed" => a.seed = v.parse().map_err(|_| bad(k, v))?,
-            "--metrics" => a.metrics = Some(v.clone()),
+            "--metrics" => a.metrics = Some(v.into()),
             _ => {
                 return Err(Error::InvalidArgument(format!(
                     "unknown option {k} (see the example's doc comment)"

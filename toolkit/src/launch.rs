@@ -24,6 +24,29 @@ pub fn launched_size() -> Option<usize> {
         .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
 }
 
+/// A program's `--flag value` options, in order (for examples and tools built on fogkit):
+/// an error names a flag that has no value after it.
+///
+/// ```
+/// let args = ["--ranks", "4", "--lr", "0.1"].map(String::from);
+/// let pairs = fogkit::launch::option_pairs(args).unwrap();
+/// assert_eq!(pairs[1], ("--lr".to_string(), "0.1".to_string()));
+/// assert!(fogkit::launch::option_pairs(["--ranks".to_string()]).is_err());
+/// ```
+pub fn option_pairs(
+    args: impl IntoIterator<Item = String>,
+) -> crate::Result<Vec<(String, String)>> {
+    let mut it = args.into_iter();
+    let mut pairs = Vec::new();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| {
+            crate::Error::InvalidArgument(format!("{flag} expects a value, found nothing"))
+        })?;
+        pairs.push((flag, value));
+    }
+    Ok(pairs)
+}
+
 /// Environment variables `fogrun` forwards to every process when they are set.
 pub const FORWARDED_ENV: &[&str] = &[
     "FOGKIT_TIMEOUT",
