@@ -134,3 +134,36 @@ fn a_network_given_the_wrong_images_says_so() {
         "{err}"
     );
 }
+
+#[test]
+fn a_run_that_diverges_says_so_with_its_epoch() {
+    // A step size far too large for the MLP: the loss overflows within the first epoch.
+    let data = mnist().unwrap().standardized();
+    let err = fogkit::run(2, |bf: &Fog| -> fogkit::Result<()> {
+        bf.set_topology(topology::ring(2))?;
+        let mut model: MlpNet = build(bf, 3)?;
+        let mut opt = Optimizer::new(Method::DmSgd).lr(1e6).momentum(0.9);
+        let cfg = Training {
+            epochs: 2,
+            batch: 32,
+            seed: 1,
+            steps_per_epoch: Some(20),
+        };
+        train(
+            bf,
+            &mut model,
+            &mut opt,
+            &data.train,
+            &data.test,
+            &cfg,
+            |_| {},
+        )
+        .map(|_| ())
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, fogkit::Error::Diverged { epoch: 1, loss } if !loss.is_finite()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("lower the step size"), "{err}");
+}

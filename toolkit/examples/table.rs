@@ -1,11 +1,19 @@
 //! The talk's deep-learning table, scaled to one machine: LeNet-5 on Fashion-MNIST (all
 //! 60,000 training and 10,000 test images), 8 in-process ranks on a ring (symmetric W),
-//! heterogeneous shares (Dirichlet alpha = 0.5 over labels), small and large total batch.
+//! heterogeneous shares (Dirichlet alpha = 0.5 over labels), small and large total batch,
+//! the same number of epochs for both (so the large batch takes 16x fewer steps).
 //! Prints a markdown table of test accuracy (the ranks' average model) and writes it with
 //! the per-epoch numbers as CSV.
 //!
-//! Run: `cargo run --release -p fogkit --example table -- [OUT_DIR] [--epochs E] [--methods a,b,..]`
-//! (OUT_DIR defaults to `tutorials/src/results`).
+//! Every method runs with the same hyper-parameters: momentum 0.9, weight decay 1e-4, and
+//! per setting one step size. The large-batch one is the largest of 0.2, 0.1 and 0.05 at
+//! which PmSGD (the centralized baseline) trains: at 0.2 and 0.1 its loss stalls at
+//! chance level after the warm-up.
+//!
+//! Run: `cargo run --release -p fogkit --example table -- [--out DIR] [--epochs E]
+//! [--methods a,b,..] [--batches small,large] [--seeds S]` (DIR defaults to
+//! `tutorials/src/results`; with `--seeds S` every cell is the mean of S runs with other
+//! initial weights and batch orders, and its range).
 
 use std::fmt::Write as _;
 
@@ -17,111 +25,201 @@ use fogkit::train::{build, train, EpochReport, Training};
 
 const RANKS: usize = 8;
 
-/// (label, per-rank batch, step size, warm-up steps).
-const SETTINGS: [(&str, usize, f64, usize); 2] = [
-    ("small batch (8 x 32 = 256)", 32, 0.02, 0),
-    ("large batch (8 x 512 = 4096)", 512, 0.2, 10),
+/// One column of the table.
+struct Setting {
+    /// Short name for `--batches`.
+    name: &'static str,
+    label: &'static str,
+    /// Images per rank per step.
+    batch: usize,
+    lr: f64,
+    warmup: usize,
+}
+
+const SETTINGS: [Setting; 2] = [
+    Setting {
+        name: "small",
+        label: "small batch (8 x 32 = 256)",
+        batch: 32,
+        lr: 0.02,
+        warmup: 0,
+    },
+    Setting {
+        name: "large",
+        label: "large batch (8 x 512 = 4096)",
+        batch: 512,
+        lr: 0.05,
+        // One epoch (14 steps of 4096 images) of linear warm-up.
+        warmup: 15,
+    },
 ];
 
 fn main() -> fogkit::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let mut out = std::path::PathBuf::from("tutorials/src/results");
-    let mut epochs = 3;
+    let mut epochs = 10;
+    let mut seeds = 1;
     // The talk's methods and baselines; CTA is DSGD in another order.
     let mut methods: Vec<Method> = Method::ALL
         .into_iter()
         .filter(|m| *m != Method::DsgdCta)
         .collect();
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--epochs" => {
-                epochs = args
-                    .get(i + 1)
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| Error::InvalidArgument("--epochs expects a number".into()))?;
-                i += 1;
-            }
+    let mut settings: Vec<&Setting> = SETTINGS.iter().collect();
+    let bad = |k: &str, v: &str| Error::InvalidArgument(format!("{k}: cannot use {v:?}"));
+    for (k, v) in fogkit::launch::option_pairs(std::env::args().skip(1))? {
+        let (k, v) = (k.as_str(), v.as_str());
+        match k {
+            "--out" => out = v.into(),
+            "--epochs" => epochs = v.parse().map_err(|_| bad(k, v))?,
+            "--seeds" => seeds = v.parse().map_err(|_| bad(k, v))?,
             "--methods" => {
-                let list = args
-                    .get(i + 1)
-                    .ok_or_else(|| Error::InvalidArgument("--methods expects a list".into()))?;
-                methods = list
+                methods = v
                     .split(',')
                     .map(Method::parse)
-                    .collect::<fogkit::Result<_>>()?;
-                i += 1;
+                    .collect::<fogkit::Result<_>>()?
             }
-            other if !other.starts_with("--") => out = other.into(),
-            other => return Err(Error::InvalidArgument(format!("unknown option {other}"))),
+            "--batches" => {
+                settings = v
+                    .split(',')
+                    .map(|name| {
+                        SETTINGS.iter().find(|s| s.name == name).ok_or_else(|| {
+                            Error::InvalidArgument(format!(
+                                "--batches: expected small or large, found {name:?}"
+                            ))
+                        })
+                    })
+                    .collect::<fogkit::Result<_>>()?
+            }
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown option {k} (expected --out, --epochs, --methods, --batches or --seeds)"
+                )))
+            }
         }
-        i += 1;
+    }
+    if epochs == 0 || seeds == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "expected at least one epoch and one seed, found --epochs {epochs} --seeds {seeds}"
+        )));
     }
     let data = fashion_mnist()?.standardized();
     let shares = partition_dirichlet(&data.train.labels, RANKS, 0.5, 1)?;
-    let mut csv = String::from("setting,method,epoch,steps,train_loss,test_accuracy,local_accuracy,consensus_distance,samples_per_sec\n");
-    let mut rows: Vec<(Method, Vec<f64>)> = methods.iter().map(|&m| (m, Vec::new())).collect();
-    for (label, batch, lr, warmup) in SETTINGS {
-        for (method, accs) in rows.iter_mut() {
-            let method = *method;
-            let started = std::time::Instant::now();
-            let log = fogkit::run(RANKS, |bf: &Fog| -> fogkit::Result<Vec<EpochReport>> {
-                bf.set_topology(topology::ring(RANKS))?;
-                let share = data.train.subset(&shares[bf.rank()]);
-                let mut model: LeNet5 = build(bf, 7)?;
-                let mut opt = Optimizer::new(method)
-                    .lr(lr)
-                    .momentum(0.9)
-                    .weight_decay(1e-4)
-                    .warmup(warmup);
-                let cfg = Training {
-                    epochs,
-                    batch,
-                    seed: 3,
-                    steps_per_epoch: None,
+    let mut csv = String::from(
+        "setting,method,epoch,steps,train_loss,test_accuracy,local_accuracy,\
+         consensus_distance,samples_per_sec,seed\n",
+    );
+    // Final accuracies: [method][setting][seed].
+    let mut finals = vec![vec![Vec::new(); settings.len()]; methods.len()];
+    for (s, setting) in settings.iter().enumerate() {
+        for (m, &method) in methods.iter().enumerate() {
+            for seed in 0..seeds as u64 {
+                let started = std::time::Instant::now();
+                let log = fogkit::run(RANKS, |bf: &Fog| -> fogkit::Result<Vec<EpochReport>> {
+                    bf.set_topology(topology::ring(RANKS))?;
+                    let share = data.train.subset(&shares[bf.rank()]);
+                    let mut model: LeNet5 = build(bf, 7 + seed)?;
+                    let mut opt = Optimizer::new(method)
+                        .lr(setting.lr)
+                        .momentum(0.9)
+                        .weight_decay(1e-4)
+                        .warmup(setting.warmup);
+                    let cfg = Training {
+                        epochs,
+                        batch: setting.batch,
+                        seed: 3 + 1000 * seed,
+                        steps_per_epoch: None,
+                    };
+                    train(bf, &mut model, &mut opt, &share, &data.test, &cfg, |_| {})
+                });
+                // A run that diverges is a result too, not the end of the table.
+                let (log, last) = match log {
+                    Ok(mut logs) => {
+                        let log = logs.swap_remove(0);
+                        let last = log.last().map(|r| r.test_accuracy).unwrap_or(f64::NAN);
+                        (log, last)
+                    }
+                    Err(e @ Error::Diverged { .. }) => {
+                        eprintln!("{}: {} {e}", setting.label, method.name());
+                        (Vec::new(), f64::NAN)
+                    }
+                    Err(e) => return Err(e),
                 };
-                train(bf, &mut model, &mut opt, &share, &data.test, &cfg, |_| {})
-            })?;
-            let log = &log[0];
-            for r in log {
-                writeln!(
-                    csv,
-                    "{label},{},{},{},{},{},{},{},{}",
+                for r in &log {
+                    writeln!(
+                        csv,
+                        "{},{},{},{},{},{},{},{},{},{seed}",
+                        setting.label,
+                        method.name(),
+                        r.epoch,
+                        r.steps,
+                        r.train_loss,
+                        r.test_accuracy,
+                        r.local_accuracy,
+                        r.consensus_distance,
+                        r.samples_per_sec
+                    )
+                    .ok();
+                }
+                eprintln!(
+                    "{}: {} seed {seed} -> {:.2}% ({:.0} s)",
+                    setting.label,
                     method.name(),
-                    r.epoch,
-                    r.steps,
-                    r.train_loss,
-                    r.test_accuracy,
-                    r.local_accuracy,
-                    r.consensus_distance,
-                    r.samples_per_sec
+                    100.0 * last,
+                    started.elapsed().as_secs_f64()
+                );
+                finals[m][s].push(last);
+            }
+        }
+    }
+    let runs = if seeds == 1 {
+        String::new()
+    } else {
+        format!(" Each cell: mean (min-max) of {seeds} runs with other initial weights and batch orders.")
+    };
+    let mut md = format!(
+        "LeNet-5 on Fashion-MNIST, {RANKS} ranks on a ring, Dirichlet(0.5) label shares, {epochs} epochs, \
+         momentum 0.9, weight decay 1e-4, step size {}.\n\
+         Test accuracy (%) of the ranks' average model.{runs}\n\n| method |",
+        settings
+            .iter()
+            .map(|s| match s.warmup {
+                0 => format!("{} ({})", s.lr, s.name),
+                w => format!("{} after {w} warm-up steps ({})", s.lr, s.name),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for s in &settings {
+        write!(md, " {} |", s.label).ok();
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"---|".repeat(settings.len()));
+    md.push('\n');
+    for (method, cells) in methods.iter().zip(&finals) {
+        write!(md, "| {} |", method.name()).ok();
+        for accs in cells {
+            let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+            let diverged = accs.iter().filter(|a| a.is_nan()).count();
+            if diverged > 0 {
+                write!(md, " diverged ({diverged} of {}) |", accs.len()).ok();
+            } else if accs.len() == 1 {
+                write!(md, " {:.2} |", 100.0 * mean).ok();
+            } else {
+                let (lo, hi) = accs
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &a| {
+                        (l.min(a), h.max(a))
+                    });
+                write!(
+                    md,
+                    " {:.2} ({:.2}-{:.2}) |",
+                    100.0 * mean,
+                    100.0 * lo,
+                    100.0 * hi
                 )
                 .ok();
             }
-            let last = log.last().map(|r| r.test_accuracy).unwrap_or(f64::NAN);
-            eprintln!(
-                "{label}: {} -> {:.2}% ({:.0} s)",
-                method.name(),
-                100.0 * last,
-                started.elapsed().as_secs_f64()
-            );
-            accs.push(last);
         }
-    }
-    let mut md = format!(
-        "LeNet-5 on Fashion-MNIST, {RANKS} ranks on a ring, Dirichlet(0.5) label shares, {epochs} epochs, momentum 0.9, weight decay 1e-4.\n\
-         Test accuracy (%) of the ranks' average model.\n\n| method | {} | {} |\n|---|---|---|\n",
-        SETTINGS[0].0, SETTINGS[1].0
-    );
-    for (method, accs) in &rows {
-        writeln!(
-            md,
-            "| {} | {:.2} | {:.2} |",
-            method.name(),
-            100.0 * accs[0],
-            100.0 * accs[1]
-        )
-        .ok();
+        md.push('\n');
     }
     println!("{md}");
     std::fs::create_dir_all(&out)

@@ -82,6 +82,15 @@ pub enum Error {
     #[error("tensor: {0}")]
     Tensor(String),
 
+    /// Training diverged: the mean loss of an epoch was not finite.
+    #[error("training diverged in epoch {epoch} (mean loss {loss}): lower the step size")]
+    Diverged {
+        /// The epoch (from 1).
+        epoch: usize,
+        /// Its mean loss over steps and ranks.
+        loss: f64,
+    },
+
     /// Reading or writing data (metrics files, figures) failed.
     #[error("{0}")]
     Data(String),
@@ -140,6 +149,10 @@ impl Error {
                 reason: reason.clone(),
             },
             Error::Tensor(s) => Error::Tensor(s.clone()),
+            Error::Diverged { epoch, loss } => Error::Diverged {
+                epoch: *epoch,
+                loss: *loss,
+            },
             Error::Data(s) => Error::Data(s.clone()),
         }
     }

@@ -264,9 +264,7 @@ pub fn train<M: Network>(
         let seconds = started.elapsed().as_secs_f64();
         let loss = bf.allreduce_op(&[loss_sum / steps as f64], ReduceOp::Avg)?[0];
         if !loss.is_finite() {
-            return Err(Error::InvalidArgument(format!(
-                "training diverged in epoch {epoch} (mean loss {loss}): lower the step size"
-            )));
+            return Err(Error::Diverged { epoch, loss });
         }
         let (test_accuracy, local_accuracy, consensus_distance) = evaluate(bf, model, test)?;
         let report = EpochReport {
