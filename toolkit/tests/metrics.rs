@@ -195,6 +195,18 @@ fn figures_hold_the_expected_traces() {
 
     let no_band = Convergence::new("accuracy").band(false).plot(&df).unwrap();
     assert_eq!(trace_summary(&no_band).len(), 2);
+    let x_title = |p: &fogkit::plotly::Plot| {
+        let v: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+        v["layout"]["xaxis"]["title"]["text"]
+            .as_str()
+            .map(String::from)
+    };
+    assert_eq!(x_title(&no_band).as_deref(), Some("step"));
+    let per_epoch = Convergence::new("accuracy")
+        .x_title("epoch")
+        .plot(&df)
+        .unwrap();
+    assert_eq!(x_title(&per_epoch).as_deref(), Some("epoch"));
     let e = Convergence::new("nope")
         .plot(&df)
         .err()

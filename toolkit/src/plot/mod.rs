@@ -98,6 +98,7 @@ pub struct Convergence {
     log_y: bool,
     band: bool,
     title: Option<String>,
+    x_title: String,
 }
 
 impl Convergence {
@@ -108,6 +109,7 @@ impl Convergence {
             log_y: false,
             band: true,
             title: None,
+            x_title: "step".into(),
         }
     }
 
@@ -126,6 +128,13 @@ impl Convergence {
     /// Figure title (default: the metric).
     pub fn title(mut self, t: impl Into<String>) -> Self {
         self.title = Some(t.into());
+        self
+    }
+
+    /// Title of the x axis, which shows the frame's `step` column (default "step"; e.g.
+    /// "epoch" when the records were made once per epoch).
+    pub fn x_title(mut self, t: impl Into<String>) -> Self {
+        self.x_title = t.into();
         self
     }
 
@@ -195,7 +204,7 @@ impl Convergence {
         plot.set_layout(
             Layout::new()
                 .title(Title::from(self.title.as_deref().unwrap_or(&self.metric)))
-                .x_axis(Axis::new().title(Title::from("step")))
+                .x_axis(Axis::new().title(Title::from(self.x_title.as_str())))
                 .y_axis(y),
         );
         Ok(plot)
