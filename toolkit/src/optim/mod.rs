@@ -25,7 +25,18 @@
 //! DecentLaM's analysis needs a symmetric, doubly stochastic and positive-definite `W`; on
 //! a directed (non-symmetric) topology it can diverge, so [`Optimizer::step`] refuses one.
 //! A symmetric `W` with negative eigenvalues can be made positive definite with
-//! [`Topology::lazy`](crate::topology::Topology::lazy), `(I + W) / 2`.
+//! [`Topology::lazy`](crate::topology::Topology::lazy), `(I + W) / 2`. Positive definiteness
+//! is what the convergence proof assumes (the talk's A.3), and `step` does not demand it:
+//! the ring's `W` (1/3 to itself and each neighbour) has eigenvalue -1/3 for an even number
+//! of ranks, and DecentLaM trains on it in the book's experiments.
+//!
+//! ```
+//! use fogkit::topology;
+//! let w = topology::ring(8);
+//! assert!(w.is_symmetric(1e-12) && !w.is_positive_definite());
+//! assert!((w.eigenvalues().unwrap()[0] + 1.0 / 3.0).abs() < 1e-12);
+//! assert!(w.lazy().is_positive_definite());
+//! ```
 //!
 //! ```
 //! use fogkit::optim::{Method, Optimizer};
