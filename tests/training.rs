@@ -104,18 +104,17 @@ fn resnet20_takes_a_training_step_that_lowers_its_loss() {
     assert!(losses[2] < losses[0], "{losses:?}");
 }
 
-#[test]
-fn a_network_given_the_wrong_images_says_so() {
-    let data = mnist().unwrap();
-    let err = fogkit::run(1, |bf: &Fog| -> fogkit::Result<()> {
-        let mut model: ResNet20 = build(bf, 3)?;
-        let mut opt = Optimizer::new(Method::Dsgd);
-        let cfg = Training {
-            epochs: 1,
-            batch: 4,
-            seed: 1,
-            steps_per_epoch: Some(1),
-        };
+/// The error of a short run of `M` on `ranks` ranks (a ring) that is expected to fail.
+fn failing_run<M: Network>(
+    data: &fogkit::data::Split,
+    ranks: usize,
+    opt: Optimizer<f32>,
+    cfg: Training,
+) -> fogkit::Error {
+    fogkit::run(ranks, |bf: &Fog| -> fogkit::Result<()> {
+        bf.set_topology(topology::ring(ranks))?;
+        let mut model: M = build(bf, 3)?;
+        let mut opt = opt.clone();
         train(
             bf,
             &mut model,
@@ -127,7 +126,18 @@ fn a_network_given_the_wrong_images_says_so() {
         )
         .map(|_| ())
     })
-    .unwrap_err();
+    .expect_err("the run should fail")
+}
+
+#[test]
+fn a_network_given_the_wrong_images_says_so() {
+    let cfg = Training {
+        epochs: 1,
+        batch: 4,
+        seed: 1,
+        steps_per_epoch: Some(1),
+    };
+    let err = failing_run::<ResNet20>(&mnist().unwrap(), 1, Optimizer::new(Method::Dsgd), cfg);
     assert!(
         err.to_string()
             .contains("ResNet-20 takes images of shape (3, 32, 32)"),
@@ -138,29 +148,14 @@ fn a_network_given_the_wrong_images_says_so() {
 #[test]
 fn a_run_that_diverges_says_so_with_its_epoch() {
     // A step size far too large for the MLP: the loss overflows within the first epoch.
-    let data = mnist().unwrap().standardized();
-    let err = fogkit::run(2, |bf: &Fog| -> fogkit::Result<()> {
-        bf.set_topology(topology::ring(2))?;
-        let mut model: MlpNet = build(bf, 3)?;
-        let mut opt = Optimizer::new(Method::DmSgd).lr(1e6).momentum(0.9);
-        let cfg = Training {
-            epochs: 2,
-            batch: 32,
-            seed: 1,
-            steps_per_epoch: Some(20),
-        };
-        train(
-            bf,
-            &mut model,
-            &mut opt,
-            &data.train,
-            &data.test,
-            &cfg,
-            |_| {},
-        )
-        .map(|_| ())
-    })
-    .unwrap_err();
+    let cfg = Training {
+        epochs: 2,
+        batch: 32,
+        seed: 1,
+        steps_per_epoch: Some(20),
+    };
+    let opt = Optimizer::new(Method::DmSgd).lr(1e6).momentum(0.9);
+    let err = failing_run::<MlpNet>(&mnist().unwrap().standardized(), 2, opt, cfg);
     assert!(
         matches!(err, fogkit::Error::Diverged { epoch: 1, loss } if !loss.is_finite()),
         "{err:?}"
