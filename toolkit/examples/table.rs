@@ -29,27 +29,36 @@ const RANKS: usize = 8;
 struct Setting {
     /// Short name for `--batches`.
     name: &'static str,
-    label: &'static str,
     /// Images per rank per step.
     batch: usize,
     lr: f64,
     warmup: usize,
 }
 
+impl Setting {
+    /// The column's heading, also the CSV's `setting`.
+    fn label(&self) -> String {
+        format!(
+            "{} batch ({RANKS} x {} = {})",
+            self.name,
+            self.batch,
+            RANKS * self.batch
+        )
+    }
+}
+
 const SETTINGS: [Setting; 2] = [
     Setting {
         name: "small",
-        label: "small batch (8 x 32 = 256)",
         batch: 32,
         lr: 0.02,
         warmup: 0,
     },
     Setting {
         name: "large",
-        label: "large batch (8 x 512 = 4096)",
         batch: 512,
         lr: 0.05,
-        // One epoch (14 steps of 4096 images) of linear warm-up.
+        // Linear warm-up for about one epoch (an epoch is 14 steps of 4096 images).
         warmup: 15,
     },
 ];
@@ -110,6 +119,7 @@ fn main() -> fogkit::Result<()> {
     // Final accuracies: [method][setting][seed].
     let mut finals = vec![vec![Vec::new(); settings.len()]; methods.len()];
     for (s, setting) in settings.iter().enumerate() {
+        let label = setting.label();
         for (m, &method) in methods.iter().enumerate() {
             for seed in 0..seeds as u64 {
                 let started = std::time::Instant::now();
@@ -138,7 +148,7 @@ fn main() -> fogkit::Result<()> {
                         (log, last)
                     }
                     Err(e @ Error::Diverged { .. }) => {
-                        eprintln!("{}: {} {e}", setting.label, method.name());
+                        eprintln!("{label}: {} {e}", method.name());
                         (Vec::new(), f64::NAN)
                     }
                     Err(e) => return Err(e),
@@ -146,8 +156,7 @@ fn main() -> fogkit::Result<()> {
                 for r in &log {
                     writeln!(
                         csv,
-                        "{},{},{},{},{},{},{},{},{},{seed}",
-                        setting.label,
+                        "{label},{},{},{},{},{},{},{},{},{seed}",
                         method.name(),
                         r.epoch,
                         r.steps,
@@ -160,8 +169,7 @@ fn main() -> fogkit::Result<()> {
                     .ok();
                 }
                 eprintln!(
-                    "{}: {} seed {seed} -> {:.2}% ({:.0} s)",
-                    setting.label,
+                    "{label}: {} seed {seed} -> {:.2}% ({:.0} s)",
                     method.name(),
                     100.0 * last,
                     started.elapsed().as_secs_f64()
@@ -189,7 +197,7 @@ fn main() -> fogkit::Result<()> {
             .join(", ")
     );
     for s in &settings {
-        write!(md, " {} |", s.label).ok();
+        write!(md, " {} |", s.label()).ok();
     }
     md.push_str("\n|---|");
     md.push_str(&"---|".repeat(settings.len()));
