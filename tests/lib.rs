@@ -112,3 +112,74 @@ pub fn scenario_line(bf: &Fog) -> fogkit::Result<String> {
         bits.len()
     ))
 }
+
+/// One step of the timeline scenario: blocking ops, then a nonblocking
+/// `neighbor_allreduce` of 1M f32 with `compute` (a busy loop of 200 ms, marked as a
+/// span of the caller's) before waiting for it. Returns the averaged first element.
+pub fn timeline_step(bf: &Fog) -> fogkit::Result<f32> {
+    bf.allreduce(&[1.0f64])?;
+    bf.barrier()?;
+    bf.neighbor_allreduce(&[bf.rank() as f64])?;
+    let x = vec![bf.rank() as f32; 1 << 20];
+    let h = bf.neighbor_allreduce_nonblocking(&x)?;
+    {
+        let _compute = fogkit::tracing::info_span!("compute").entered();
+        let start = std::time::Instant::now();
+        let mut acc = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(200) {
+            acc = std::hint::black_box(acc.wrapping_mul(31).wrapping_add(7));
+        }
+    }
+    Ok(h.wait()?[0])
+}
+
+/// Reads the `n` timeline files written under `prefix` and checks them: each parses as
+/// trace-event JSON, holds a span for every op of [`timeline_step`] and the transport's
+/// phases, and its nonblocking transfer (on the communication thread) overlaps its
+/// `compute` span (on the rank's thread). Panics with what is missing.
+pub fn check_timeline(prefix: &std::path::Path, n: usize) {
+    use fogkit::timeline::{file_for, Span};
+    for r in 0..n {
+        let file = file_for(prefix, r);
+        let spans = Span::read(&file, r).unwrap_or_else(|e| panic!("rank {r}: {e}"));
+        let names: std::collections::BTreeSet<&str> =
+            spans.iter().map(|s| s.name.as_str()).collect();
+        for want in [
+            "allreduce",
+            "barrier",
+            "neighbor_allreduce",
+            "check",
+            "wait_peers",
+            "transfer",
+            "reduce",
+            "compute",
+            "wait",
+        ] {
+            assert!(
+                names.contains(want),
+                "rank {r}: no {want} span in {names:?}"
+            );
+        }
+        let comm = format!("fogkit-comm-{r}");
+        let compute = spans
+            .iter()
+            .find(|s| s.name == "compute" && s.thread == format!("fogkit-rank-{r}"))
+            .unwrap_or_else(|| panic!("rank {r}: no compute span on its thread"));
+        let transfer = spans
+            .iter()
+            .find(|s| s.name == "transfer" && s.thread == comm)
+            .unwrap_or_else(|| panic!("rank {r}: no transfer span on {comm}"));
+        let op = spans
+            .iter()
+            .find(|s| s.name == "neighbor_allreduce" && s.thread == comm && s.depth == 0)
+            .unwrap_or_else(|| panic!("rank {r}: no neighbor_allreduce span on {comm}"));
+        assert!(
+            op.start_us <= transfer.start_us && transfer.end_us <= op.end_us,
+            "rank {r}: the transfer {transfer:?} is not inside its op {op:?}"
+        );
+        assert!(
+            transfer.overlaps(compute),
+            "rank {r}: transfer {transfer:?} and compute {compute:?} do not overlap"
+        );
+    }
+}

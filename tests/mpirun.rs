@@ -14,6 +14,8 @@ const COLLECTIVES: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
 const MAIN_JOB: &str = env!("CARGO_BIN_EXE_consensus_dsgd");
 const TRAIN: &str = env!("CARGO_BIN_EXE_train");
 const PUSH_SUM: &str = env!("CARGO_BIN_EXE_push_sum");
+const README: &str = env!("CARGO_BIN_EXE_fogkit-readme");
+const TIMELINE: &str = env!("CARGO_BIN_EXE_fogkit-timeline");
 
 struct Out {
     code: i32,
@@ -77,7 +79,10 @@ fn expected_digests(n: usize, local_size: Option<usize>) -> Vec<String> {
         local_size,
         ..Config::default()
     };
-    fogkit::run_with(cfg, n, scenario_line).unwrap()
+    fogkit::run_with(cfg, n, scenario_line)
+        .unwrap()
+        .into_vec()
+        .unwrap()
 }
 
 fn sorted_lines(s: &str) -> Vec<String> {
@@ -343,4 +348,26 @@ fn metrics_are_gathered_from_every_process() {
         assert_eq!(mpi.code, 0, "{}", mpi.stderr);
         assert_eq!(mpi.stdout.trim(), want, "np={np}");
     }
+}
+
+#[test]
+fn the_readme_example_prints_the_same_answer_under_mpirun() {
+    let here = run(README, &[], &[], 120);
+    assert_eq!(here.code, 0, "{}", here.stderr);
+    let there = fogrun(8, README, &[], &[], 300);
+    assert_eq!(there.code, 0, "{}", there.stderr);
+    assert_eq!(sorted_lines(&there.stdout), sorted_lines(&here.stdout));
+    assert_eq!(sorted_lines(&here.stdout).len(), 8, "{}", here.stdout);
+}
+
+#[test]
+fn four_mpi_ranks_write_four_timelines_with_overlapping_transfer_and_compute() {
+    let dir = std::env::temp_dir().join(format!("fogkit-timeline-{}", std::process::id()));
+    let prefix = dir.join("tl-");
+    let p = prefix.to_string_lossy().into_owned();
+    let o = fogrun(4, TIMELINE, &[], &[("FOGKIT_TIMELINE", p.as_str())], 120);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(sorted_lines(&o.stdout).len(), 4, "{}", o.stdout);
+    fogkit_tests::check_timeline(&prefix, 4);
+    let _ = std::fs::remove_dir_all(&dir);
 }

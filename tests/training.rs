@@ -41,7 +41,8 @@ fn train_on<M: Network>(
         )
     })
     .unwrap()
-    .remove(0)
+    .take(0)
+    .unwrap()
 }
 
 #[test]
@@ -100,7 +101,8 @@ fn resnet20_takes_a_training_step_that_lowers_its_loss() {
             .collect())
     })
     .unwrap()
-    .remove(0);
+    .take(0)
+    .unwrap();
     assert!(losses[2] < losses[0], "{losses:?}");
 }
 

@@ -8,6 +8,7 @@
 use fogkit_tests::scenario_line;
 
 fn main() {
+    fogkit::timeline::init_logging();
     let args: Vec<String> = std::env::args().collect();
     let n: usize = match args.get(1).map(|s| s.parse()) {
         Some(Ok(n)) => n,
@@ -78,7 +79,7 @@ fn main() {
     });
     match res {
         Ok(rows) => {
-            for line in rows {
+            for (_, line) in rows {
                 println!("{line}");
             }
         }

@@ -11,6 +11,7 @@ pub fn value(r: usize, step: u64, m: usize) -> f64 {
 }
 
 fn main() {
+    fogkit::timeline::init_logging();
     let n: usize = match std::env::args().nth(1).map(|s| s.parse()) {
         Some(Ok(n)) => n,
         _ => {

@@ -37,6 +37,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
+    fogkit::timeline::init_logging();
     let Some(n) = fogkit::launched_size() else {
         eprintln!("mpi_bench: expected to be started by mpirun, e.g. `fogrun -np 4 mpi_bench`");
         std::process::exit(2);

@@ -136,6 +136,7 @@ fn cell((mean, min, max): (f64, f64, f64)) -> String {
 }
 
 fn main() -> fogkit::Result<()> {
+    fogkit::timeline::init_logging();
     let a = parse()?;
     let data = fashion_mnist()?.standardized();
     if fogkit::launched_by_mpirun() {

@@ -42,7 +42,7 @@ fn time_step(
         Ok(t)
     })
     .expect("benchmark run");
-    let mut t = times.into_iter().next().unwrap_or_default();
+    let mut t = times.take(0).unwrap_or_default();
     t.sort();
     t[t.len() / 2]
 }

@@ -8,6 +8,7 @@ use fogkit::experiments::bias_row;
 use fogkit::topology;
 
 fn main() -> fogkit::Result<()> {
+    fogkit::timeline::init_logging();
     println!("| beta | gamma | DSGD | DmSGD | DecentLaM | PmSGD | DmSGD/DSGD | 1/(1-beta)^2 | DecentLaM/DSGD |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for (beta, gamma, steps) in [

@@ -104,6 +104,7 @@ fn exact_diffusion(bf: &Fog, gamma: f64, quiet: bool) -> fogkit::Result<Option<D
 }
 
 fn main() -> fogkit::Result<()> {
+    fogkit::timeline::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quiet = args.iter().any(|a| a == "--quiet");
     let out = args
@@ -115,8 +116,12 @@ fn main() -> fogkit::Result<()> {
     let gamma = 0.3;
 
     // Run two algorithms, plot both: rank 0 holds each gathered frame.
-    let dgd = fogkit::run(ranks, |bf| dgd(bf, gamma, quiet))?.remove(0);
-    let ed = fogkit::run(ranks, |bf| exact_diffusion(bf, gamma, quiet))?.remove(0);
+    let dgd = fogkit::run(ranks, |bf| dgd(bf, gamma, quiet))?
+        .take(0)
+        .flatten();
+    let ed = fogkit::run(ranks, |bf| exact_diffusion(bf, gamma, quiet))?
+        .take(0)
+        .flatten();
     let (Some(dgd), Some(ed)) = (dgd, ed) else {
         return Ok(()); // under MPI, ranks other than 0 are done
     };

@@ -52,6 +52,7 @@ fn max_dev(xs: &[Vec<f64>]) -> f64 {
 }
 
 fn main() -> fogkit::Result<()> {
+    fogkit::timeline::init_logging();
     // 8 ranks: threads of this process, or the processes mpirun started.
     let ranks = fogkit::launched_size().unwrap_or(8);
 

@@ -50,6 +50,7 @@ fn worst(bf: &Fog, x: &[f64], target: &[f64]) -> fogkit::Result<f64> {
 }
 
 fn main() -> fogkit::Result<()> {
+    fogkit::timeline::init_logging();
     let ranks = fogkit::launched_size().unwrap_or(8);
 
     // ---- 1. Consensus: receiver-uniform averaging against push-sum ----

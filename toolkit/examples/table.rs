@@ -64,6 +64,7 @@ const SETTINGS: [Setting; 2] = [
 ];
 
 fn main() -> fogkit::Result<()> {
+    fogkit::timeline::init_logging();
     let mut out = std::path::PathBuf::from("tutorials/src/results");
     let mut epochs = 10;
     let mut seeds = 1;
@@ -142,8 +143,8 @@ fn main() -> fogkit::Result<()> {
                 });
                 // A run that diverges is a result too, not the end of the table.
                 let (log, last) = match log {
-                    Ok(mut logs) => {
-                        let log = logs.swap_remove(0);
+                    Ok(logs) => {
+                        let log = logs.take(0).unwrap_or_default();
                         let last = log.last().map(|r| r.test_accuracy).unwrap_or(f64::NAN);
                         (log, last)
                     }

@@ -176,13 +176,14 @@ fn run<M: Network>(a: &Args, data: &Split) -> fogkit::Result<()> {
                 .then(|| format!("{:?}", sums.iter().map(|s| s[0]).collect::<Vec<_>>())),
         )
     })?;
-    if let Some(Some(d)) = out.into_iter().next() {
+    if let Some(Some(d)) = out.get(0) {
         println!("parameter sums by rank: {d}");
     }
     Ok(())
 }
 
 fn main() -> fogkit::Result<()> {
+    fogkit::timeline::init_logging();
     let a = parse()?;
     #[cfg(not(feature = "metrics"))]
     if a.metrics.is_some() {

@@ -94,6 +94,17 @@ pub enum Error {
     /// Reading or writing data (metrics files, figures) failed.
     #[error("{0}")]
     Data(String),
+
+    /// An error from the caller's own code inside a rank's closure ([`Error::other`]);
+    /// `run` reports it as [`Error::RankFailed`] with the rank.
+    #[error("{0}")]
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Other(Box::new(e))
+    }
 }
 
 fn who(missing: &[usize]) -> String {
@@ -105,6 +116,22 @@ fn who(missing: &[usize]) -> String {
 }
 
 impl Error {
+    /// Wraps an error of the caller's own (a message, an I/O error, any error type) so a
+    /// rank's closure can return it; `run` reports it with the rank.
+    ///
+    /// ```
+    /// let r = fogkit::run(2, |bf| {
+    ///     if bf.rank() == 1 {
+    ///         return Err(fogkit::Error::other("my data file is missing"));
+    ///     }
+    ///     Ok(())
+    /// });
+    /// assert_eq!(r.unwrap_err().to_string(), "rank 1 failed: my data file is missing");
+    /// ```
+    pub fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        Error::Other(e.into())
+    }
+
     /// True for errors that only report another rank's failure (not a root cause).
     pub fn is_consequence(&self) -> bool {
         matches!(self, Error::PeerLost { .. })
@@ -154,6 +181,7 @@ impl Error {
                 loss: *loss,
             },
             Error::Data(s) => Error::Data(s.clone()),
+            Error::Other(e) => Error::Other(e.to_string().into()),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! ```
 //! use fogkit::prelude::*;
 //! // Each rank i holds f_i(x) = (x - b_i)^2 / 2 with b_i = i; the optimum is mean(b).
-//! let xs = fogkit::run(8, |bf: &Fog| -> fogkit::Result<f64> {
+//! let xs = fogkit::run(8, |bf| {
 //!     bf.set_topology(topology::exponential_two(bf.size()))?;
 //!     let (b, gamma) = (bf.rank() as f64, 0.1);
 //!     let mut x = vec![0.0];
@@ -21,19 +21,27 @@
 //!     Ok(x[0])
 //! })
 //! .unwrap();
+//! // `run` returns each rank's result as `Ranks`: every rank's in-process (as here);
+//! // under mpirun each process holds its own rank's.
+//! let xs = xs.into_vec().unwrap();
 //! let mean = xs.iter().sum::<f64>() / 8.0;
-//! assert!((mean - 3.5).abs() < 1e-9);
+//! assert!((mean - 3.5).abs() < 1e-9); // the ranks' average sits at the optimum
 //! ```
 //!
-//! Modules, one idea each (arrows point down): `ops` (collectives, written once) over
-//! [`transport`] (how bytes move) over [`topology`] (pure math); beside them [`tensor`]
-//! (what can be communicated).
+//! Modules, one idea each; arrows point down (`optim` over `ops` over `transport` over
+//! `topology`): [`optim`] (the talk's optimizers) over [`ops`] (collectives written once,
+//! and their per-rank engine [`ops::Comm`], which [`Fog`] fronts) over [`transport`] (how
+//! bytes move; [`transport::connect`] chooses one) over [`topology`] (pure math). Beside
+//! them: [`launch`] ([`run`] and `fogrun`), [`tensor`] (what can be communicated),
+//! [`timeline`] (Chrome traces of every op), [`nn`], [`train`], [`data`], and with the
+//! `metrics` feature `metrics`, `plot` and `progress`.
 
 pub mod data;
 mod error;
 pub mod experiments;
 mod fog;
 pub mod launch;
+mod linalg;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod nn;
@@ -44,13 +52,14 @@ pub mod plot;
 #[cfg(feature = "metrics")]
 pub mod progress;
 pub mod tensor;
+pub mod timeline;
 pub mod topology;
 pub mod train;
 pub mod transport;
 
 pub use error::{Error, Result};
-pub use fog::{run, run_with, Config, Fog};
-pub use launch::{launched_by_mpirun, launched_size};
+pub use fog::Fog;
+pub use launch::{launched_by_mpirun, launched_size, run, run_with, Config, Ranks};
 
 /// Re-exported so notebooks and programs need not name dfdx separately.
 pub use dfdx;
@@ -59,6 +68,8 @@ pub use dfdx;
 pub use plotly;
 #[cfg(feature = "metrics")]
 pub use polars;
+/// Re-exported so programs can mark their own timeline spans (`fogkit::tracing::info_span!`).
+pub use tracing;
 
 /// Everything a rank's code usually needs.
 pub mod prelude {
@@ -69,7 +80,7 @@ pub mod prelude {
     pub use crate::plot::Convergence;
     pub use crate::tensor::{Communicable, Element};
     pub use crate::topology::{self, Topology};
-    pub use crate::{run, run_with, Config, Error, Fog};
+    pub use crate::{run, run_with, Config, Error, Fog, Ranks};
     #[cfg(feature = "metrics")]
     pub use polars::prelude::{col, lit, DataFrame, IntoLazy};
 }

@@ -297,7 +297,7 @@ pub fn concat(frames: &[DataFrame]) -> Result<DataFrame> {
 ///     m.gather(bf)
 /// })
 /// .unwrap();
-/// let df = fogkit::metrics::gathered(results).unwrap();
+/// let df = fogkit::metrics::gathered(results.into_vec().unwrap()).unwrap();
 /// assert_eq!(df.height(), 3);
 /// ```
 pub fn gathered(results: Vec<Option<DataFrame>>) -> Result<DataFrame> {

@@ -24,90 +24,14 @@
 
 use std::time::Instant;
 
-use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 
 use crate::data::{Batches, ImageSet};
-use crate::nn::models::Train;
-use crate::nn::{Features, Images, LeNet5, ResNet20};
+use crate::nn::Features;
+pub use crate::nn::{MlpNet, Network};
 use crate::ops::ReduceOp;
 use crate::optim::{broadcast_parameters, parameters, set_parameters, Optimizer};
 use crate::{Error, Fog, Result};
-
-/// The built 784-128-10 MLP ([`Mlp`](crate::nn::Mlp)'s module type).
-pub type MlpNet = (Linear<784, 128, f32, Cpu>, ReLU, Linear<128, 10, f32, Cpu>);
-
-/// A 10-class image classifier the loop can train.
-pub trait Network: TensorCollection<f32, Cpu> + BuildModule<Cpu, f32> + Clone {
-    /// `(channels, height, width)` of the images it takes.
-    const INPUT: (usize, usize, usize);
-    /// Its name in tables.
-    const NAME: &'static str;
-    /// Logits of `n` images (pixels flat, image after image), recording the tape.
-    fn train_logits(
-        &mut self,
-        pixels: Vec<f32>,
-        n: usize,
-        grads: Gradients<f32, Cpu>,
-    ) -> Features<10, Train>;
-    /// Logits without a tape (evaluation mode).
-    fn logits(&self, pixels: Vec<f32>, n: usize) -> Features<10>;
-}
-
-fn images<const C: usize>(dev: &Cpu, pixels: Vec<f32>, n: usize, h: usize, w: usize) -> Images<C> {
-    dev.tensor_from_vec(pixels, (n, Const::<C>, h, w))
-}
-
-impl Network for MlpNet {
-    const INPUT: (usize, usize, usize) = (1, 28, 28);
-    const NAME: &'static str = "MLP";
-    fn train_logits(
-        &mut self,
-        pixels: Vec<f32>,
-        n: usize,
-        grads: Gradients<f32, Cpu>,
-    ) -> Features<10, Train> {
-        let x: Features<784> = self.0.weight.device().tensor_from_vec(pixels, (n, Const));
-        self.forward(x.traced(grads))
-    }
-    fn logits(&self, pixels: Vec<f32>, n: usize) -> Features<10> {
-        let x: Features<784> = self.0.weight.device().tensor_from_vec(pixels, (n, Const));
-        self.forward(x)
-    }
-}
-
-impl Network for LeNet5 {
-    const INPUT: (usize, usize, usize) = (1, 28, 28);
-    const NAME: &'static str = "LeNet-5";
-    fn train_logits(
-        &mut self,
-        pixels: Vec<f32>,
-        n: usize,
-        grads: Gradients<f32, Cpu>,
-    ) -> Features<10, Train> {
-        self.forward(images::<1>(self.fc1.weight.device(), pixels, n, 28, 28).traced(grads))
-    }
-    fn logits(&self, pixels: Vec<f32>, n: usize) -> Features<10> {
-        self.forward(images::<1>(self.fc1.weight.device(), pixels, n, 28, 28))
-    }
-}
-
-impl Network for ResNet20 {
-    const INPUT: (usize, usize, usize) = (3, 32, 32);
-    const NAME: &'static str = "ResNet-20";
-    fn train_logits(
-        &mut self,
-        pixels: Vec<f32>,
-        n: usize,
-        grads: Gradients<f32, Cpu>,
-    ) -> Features<10, Train> {
-        let x = images::<3>(self.fc.weight.device(), pixels, n, 32, 32).traced(grads);
-        self.forward_mut(x)
-    }
-    fn logits(&self, pixels: Vec<f32>, n: usize) -> Features<10> {
-        self.forward(images::<3>(self.fc.weight.device(), pixels, n, 32, 32))
-    }
-}
 
 /// Builds a network with weights drawn from `seed`, the same on every rank (collective:
 /// rank 0's draw is broadcast).
@@ -255,11 +179,14 @@ pub fn train<M: Network>(
                 .for_each(|&i| pixels.extend_from_slice(&share.pixels[i * d..(i + 1) * d]));
             let labels: Vec<u8> = idx.iter().map(|&i| share.labels[i]).collect();
             model.zero_grads(&mut grads);
+            // The timeline's compute spans, beside the ops' own.
+            let forward = tracing::info_span!("forward").entered();
             let logits = model.train_logits(pixels, idx.len(), grads);
             let loss = cross_entropy_with_logits_loss(logits, one_hot(&dev, &labels));
             loss_sum += loss.array() as f64;
-            grads = loss.backward();
-            opt.update(bf, model, &mut grads)?;
+            drop(forward);
+            grads = tracing::info_span!("backward").in_scope(|| loss.backward());
+            tracing::info_span!("step").in_scope(|| opt.update(bf, model, &mut grads))?;
         }
         let seconds = started.elapsed().as_secs_f64();
         let loss = bf.allreduce_op(&[loss_sum / steps as f64], ReduceOp::Avg)?[0];

@@ -108,7 +108,7 @@ fn allreduce_sum_avg_min_max() {
             .unwrap();
             let s = (n * (n + 1) / 2) as f64;
             let s2 = -((n * (n - 1) / 2) as f64);
-            for r in out {
+            for (_, r) in out {
                 assert_eq!(r[0], vec![s, s2]);
                 assert_eq!(r[1], vec![s / n as f64, s2 / n as f64]);
                 assert_eq!(r[2], vec![1.0, -((n - 1) as f64)]);
@@ -123,7 +123,10 @@ fn broadcast_from_every_root() {
     within(60, || {
         let n = 5;
         for root in 0..n {
-            let out = fogkit::run(n, |bf| bf.broadcast(&[bf.rank() as f32, 7.0], root)).unwrap();
+            let out = fogkit::run(n, |bf| bf.broadcast(&[bf.rank() as f32, 7.0], root))
+                .unwrap()
+                .into_vec()
+                .unwrap();
             assert!(out.iter().all(|v| *v == [root as f32, 7.0]));
         }
     });
@@ -143,7 +146,7 @@ fn allgather_and_neighbor_allgather() {
             ))
         })
         .unwrap();
-        for (all, nbrs, ranks) in out {
+        for (_, (all, nbrs, ranks)) in out {
             assert_eq!(all.len(), n);
             for (r, v) in all.iter().enumerate() {
                 assert_eq!(*v, vec![r as f64; r % 3 + 1]);
@@ -198,7 +201,7 @@ fn dynamic_one_peer_and_push_sum_weights() {
             .unwrap();
             let mean0 = (n - 1) as f64 / 2.0;
             let mean1 = (0..n).map(|r| (r * r) as f64).sum::<f64>() / n as f64;
-            for x in out {
+            for (_, x) in out {
                 assert_eq!(x[0], mean0);
                 assert!((x[1] - mean1).abs() < 1e-12);
             }
@@ -213,11 +216,11 @@ fn dynamic_one_peer_and_push_sum_weights() {
             bf.neighbor_allreduce_with(&[r as f64 + 1.0], &w)
         })
         .unwrap();
-        for (r, x) in out.iter().enumerate() {
+        for (r, x) in out.iter() {
             let prev = ((r + n - 1) % n) as f64 + 1.0;
             assert_eq!(x[0], 0.5 * (r as f64 + 1.0) + 1.0 * (0.5 * prev));
         }
-        let total: f64 = out.iter().map(|x| x[0]).sum();
+        let total: f64 = out.iter().map(|(_, x)| x[0]).sum();
         assert_eq!(total, 15.0);
         // Per-call weights on the static topology's neighbours (no dst given).
         let out = fogkit::run(3, |bf| -> fogkit::Result<_> {
@@ -261,7 +264,7 @@ fn dfdx_tensors_keep_their_shape() {
             ))
         })
         .unwrap();
-        for (avg, sum, all2, b, rows, d, nb) in out {
+        for (_, (avg, sum, all2, b, rows, d, nb)) in out {
             assert_eq!(avg, [[1.5; 3], [3.0; 3]]);
             assert_eq!(sum, [[6.0; 3], [12.0; 3]]);
             assert_eq!(all2, [[2.0; 3], [4.0; 3]]);
@@ -308,7 +311,7 @@ fn nonblocking_ops_keep_order_and_match_blocking() {
             ))
         })
         .unwrap();
-        for (r, (a, b, c, d, e)) in out.into_iter().enumerate() {
+        for (r, (a, b, c, d, e)) in out {
             assert!(a && b && c);
             assert_eq!(d, vec![[0.0], [1.0], [2.0], [3.0]]);
             let peer = (r ^ 1) as f64;
@@ -331,7 +334,7 @@ fn into_forms_write_callers_buffer() {
             Ok((y, z, bad.is_err()))
         })
         .unwrap();
-        for (r, (y, z, bad)) in out.into_iter().enumerate() {
+        for (r, (y, z, bad)) in out {
             assert_eq!(y, [3.0; 4]);
             assert_eq!(z, [r as f64 * 3.0; 4]);
             assert!(bad);
@@ -363,6 +366,8 @@ fn large_allreduce_is_the_rank_order_reduction() {
                 let x: Vec<f32> = (0..len).map(|k| value(bf.rank(), k) as f32).collect();
                 Ok((bf.allreduce(&x)?, bf.allreduce_op(&x, ReduceOp::Max)?))
             })
+            .unwrap()
+            .into_vec()
             .unwrap();
             for k in [0, 1, len / 3, len / 2, len - 2, len - 1] {
                 let mut sum = value(0, k) as f32;
@@ -403,7 +408,7 @@ fn hierarchical_neighbor_allreduce_matches_its_definition() {
                 .map(|m| (value(2 * m, k) + value(2 * m + 1, k)) / 2.0)
                 .collect();
             let want = ring.apply(&machine_avg);
-            for (r, o) in out.iter().enumerate() {
+            for (r, o) in out.iter() {
                 assert!(
                     (o[k] - want[r / 2]).abs() < 1e-13,
                     "rank {r}: {} vs {}",

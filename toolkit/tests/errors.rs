@@ -12,7 +12,7 @@ fn quick() -> Config {
     Config::default().timeout(Duration::from_millis(500))
 }
 
-fn err_text<R: std::fmt::Debug>(r: fogkit::Result<Vec<R>>) -> (Error, String) {
+fn err_text<R: std::fmt::Debug>(r: fogkit::Result<Ranks<R>>) -> (Error, String) {
     let e = r.expect_err("expected an error");
     let s = e.to_string();
     (e, s)
@@ -185,7 +185,7 @@ fn a_user_error_names_its_rank() {
     within(20, || {
         let (e, s) = err_text(fogkit::run(3, |bf| {
             if bf.rank() == 1 {
-                Err("my data file is missing".to_string())
+                Err(Error::other("my data file is missing"))
             } else {
                 Ok(())
             }
@@ -299,4 +299,16 @@ fn nonblocking_mismatch_surfaces_on_wait() {
         }));
         assert!(matches!(e, Error::Mismatch { .. }), "{e:?}");
     });
+}
+
+#[test]
+fn a_descriptor_with_an_op_code_the_receiver_does_not_know_is_a_mismatch() {
+    use fogkit::ops::Op;
+    use fogkit::transport::{descriptor, CallInfo};
+    let mut d = descriptor::encode(3, &CallInfo::bare(Op::Barrier), &[], &[], 4);
+    assert!(descriptor::decode::<Op>(&d, 4, 2).is_ok());
+    d[1] = 999; // the op code's word
+    let e = descriptor::decode::<Op>(&d, 4, 2).unwrap_err();
+    assert!(matches!(e, Error::Mismatch { call: 3, .. }), "{e:?}");
+    assert!(e.to_string().contains("rank 2 called op code 999"), "{e}");
 }

@@ -24,6 +24,8 @@ fn gathered(run: &str) -> DataFrame {
         }
         m.gather(bf)
     })
+    .unwrap()
+    .into_vec()
     .unwrap();
     assert!(frames[1..].iter().all(|f| f.is_none()));
     frames
@@ -242,7 +244,10 @@ fn frames_show_as_html_tables() {
 
 #[test]
 fn consensus_error_and_progress() {
-    let e = fogkit::run(4, |bf| bf.consensus_error(&[bf.rank() as f64, 0.0])).unwrap();
+    let e = fogkit::run(4, |bf| bf.consensus_error(&[bf.rank() as f64, 0.0]))
+        .unwrap()
+        .into_vec()
+        .unwrap();
     // Values 0..3, mean 1.5: sqrt((2.25 + 0.25 + 0.25 + 2.25) / 4) = sqrt(1.25).
     assert!(e.iter().all(|&v| (v - 1.25f64.sqrt()).abs() < 1e-15));
     let p = fogkit::progress::Progress::new(0, 10, "x").quiet(true);

@@ -155,6 +155,8 @@ fn run_ranks(method: Method, topo: fn(usize) -> Topology) -> Vec<Vec<Vec<f64>>> 
         Ok(traj)
     })
     .unwrap()
+    .into_vec()
+    .unwrap()
 }
 
 #[test]

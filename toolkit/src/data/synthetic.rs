@@ -4,7 +4,7 @@
 use dfdx::prelude::{Cpu, Tensor, TensorFromVec};
 
 use super::Rng;
-use crate::topology::linalg::symmetric_eigenvalues;
+use crate::linalg::symmetric_eigenvalues;
 use crate::{Error, Result};
 
 /// A 1-D `f64` dfdx tensor on the CPU: what the problems here take and return.

@@ -20,13 +20,14 @@
 mod conv;
 mod gemm;
 pub(crate) mod models;
+mod network;
 mod pool;
 
 use dfdx::prelude::{Const, Cpu, NoneTape, Tensor};
 
-pub use crate::train::MlpNet;
 pub use conv::{conv2d, out_size, Conv2D};
 pub use models::{flatten, BasicBlock, DownBlock, Features, LeNet5, Mlp, ResNet20};
+pub use network::{MlpNet, Network};
 pub use pool::{avg_pool2d, max_pool2d, AvgPool2D, MaxPool2D};
 
 /// A batch of images with `C` channels: `[batch, C, height, width]`, `f32` on the CPU.

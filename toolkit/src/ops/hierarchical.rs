@@ -3,15 +3,18 @@
 //! over the machine topology. Local rank `k` of a machine talks to local rank `k` of its
 //! neighbour machines, so every rank of a machine ends with the same value.
 
-use super::{neighbor_mix, reduce_among, Mix, NeighborWeights, ReduceOp};
-use crate::fog::Fog;
+use super::core::{neighbor_mix, reduce_among};
+use super::engine::Comm;
+use super::kernel::ReduceOp;
+use super::weights::{Mix, NeighborWeights};
+use super::{Op, Wire};
 use crate::tensor::{Communicable, Element};
 use crate::topology::Topology;
-use crate::transport::{CallInfo, Op, Transport};
+use crate::transport::CallInfo;
 use crate::{Error, Result};
 
 pub(crate) fn hierarchical_core<E: Element>(
-    t: &dyn Transport,
+    t: &Wire,
     x: &[E],
     out: &mut [E],
     machine_mix: &Mix,
@@ -47,48 +50,53 @@ pub(crate) fn hierarchical_core<E: Element>(
     neighbor_mix(t, Op::HierarchicalNeighborAllreduce, &avg, out, &rank_mix)
 }
 
-impl Fog {
+impl Comm {
     /// Rank among the ranks on this machine.
     pub fn local_rank(&self) -> usize {
-        self.transport.machine().local_rank
+        self.machine().local_rank
     }
 
     /// Ranks on this machine.
     pub fn local_size(&self) -> usize {
-        self.transport.machine().local_size
+        self.machine().local_size
     }
 
     /// Index of this machine (machines hold consecutive ranks).
     pub fn machine_rank(&self) -> usize {
-        self.transport.machine().machine_rank
+        self.machine().machine_rank
     }
 
     /// Number of machines.
     pub fn machine_size(&self) -> usize {
-        self.transport.machine().machine_size
+        self.machine().machine_size
     }
 
     /// The topology over machines used by
     /// [`hierarchical_neighbor_allreduce`](Self::hierarchical_neighbor_allreduce)
     /// (default: exponential-two over the machines).
     pub fn machine_topology(&self) -> std::sync::Arc<Topology> {
-        std::sync::Arc::clone(&self.machine_topology.borrow())
+        self.machine_topology_now()
     }
 
     /// Sets the machine topology. Collective: every rank passes the same graph of
     /// [`machine_size`](Self::machine_size) nodes.
+    ///
+    /// Waits first for this rank's pending nonblocking ops.
     pub fn set_machine_topology(&self, topo: Topology) -> Result<()> {
         topo.validate_for(self.machine_size())
             .map_err(|e| Error::Topology(format!("machine topology: {e}")))?;
         let mut call = CallInfo::bare(Op::SetTopology);
         call.tag = topo.fingerprint() ^ 0x6d61_6368_696e_6573; // "machines"
-        self.t()?.exchange(&call, &[], &[], &mut |_, _| Ok(()))?;
-        *self.machine_topology.borrow_mut() = std::sync::Arc::new(topo);
+        let (_op, t) = self.blocking(Op::SetTopology)?;
+        t.exchange(&call, &[], &[], &mut |_, _| Ok(()))?;
+        self.replace_machine_topology(topo);
         Ok(())
     }
 
     /// Average within each machine, then mix with the neighbour machines over the machine
     /// topology.
+    ///
+    /// Waits first for this rank's pending nonblocking ops.
     ///
     /// ```
     /// use fogkit::prelude::*;
@@ -99,18 +107,20 @@ impl Fog {
     ///     bf.hierarchical_neighbor_allreduce(&[bf.rank() as f64])
     /// })
     /// .unwrap();
-    /// assert!(v.iter().all(|x| (x[0] - 2.5).abs() < 1e-15));
+    /// assert!(v.iter().all(|(_, x)| (x[0] - 2.5).abs() < 1e-15));
     /// ```
     pub fn hierarchical_neighbor_allreduce<T: Communicable + ?Sized>(
         &self,
         x: &T,
     ) -> Result<T::Output> {
-        let mix = Mix::static_topology(&self.machine_topology.borrow(), self.machine_rank());
+        let mix = Mix::static_topology(&self.machine_topology_now(), self.machine_rank());
         self.hierarchical(x, &mix)
     }
 
     /// [`hierarchical_neighbor_allreduce`](Self::hierarchical_neighbor_allreduce) with
     /// per-call weights over machine indices (all ranks of a machine pass the same).
+    ///
+    /// Waits first for this rank's pending nonblocking ops.
     pub fn hierarchical_neighbor_allreduce_with<T: Communicable + ?Sized>(
         &self,
         x: &T,
@@ -118,7 +128,7 @@ impl Fog {
     ) -> Result<T::Output> {
         let mix = Mix::resolve(
             machine_weights,
-            &self.machine_topology.borrow(),
+            &self.machine_topology_now(),
             self.machine_rank(),
             0,
         )?;
@@ -128,7 +138,8 @@ impl Fog {
     fn hierarchical<T: Communicable + ?Sized>(&self, x: &T, mix: &Mix) -> Result<T::Output> {
         let flat = x.flat();
         let mut out = vec![T::Elem::default(); flat.len()];
-        hierarchical_core(self.t()?, &flat, &mut out, mix)?;
+        let (_op, t) = self.blocking(Op::HierarchicalNeighborAllreduce)?;
+        hierarchical_core(t, &flat, &mut out, mix)?;
         x.rebuild(out)
     }
 }

@@ -53,7 +53,7 @@
 //!     Ok(x[0])
 //! })
 //! .unwrap();
-//! assert!(xs.iter().all(|x| (x - 1.5).abs() < 0.2));
+//! assert!(xs.iter().all(|(_, x)| (x - 1.5).abs() < 0.2));
 //! ```
 
 mod params;

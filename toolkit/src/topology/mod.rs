@@ -21,7 +21,6 @@
 
 mod dynamic;
 mod generators;
-pub(crate) mod linalg;
 
 pub use dynamic::{one_peer_exponential_two, OnePeer, OnePeerSchedule};
 pub use generators::{
@@ -275,7 +274,7 @@ impl Topology {
     /// Symmetric with all eigenvalues above `1e-12` (DecentLaM's assumption A.3).
     pub fn is_positive_definite(&self) -> bool {
         self.is_symmetric(1e-12)
-            && linalg::symmetric_eigenvalues(&self.w, self.n)
+            && crate::linalg::symmetric_eigenvalues(&self.w, self.n)
                 .iter()
                 .all(|&l| l > 1e-12)
     }
@@ -283,7 +282,7 @@ impl Topology {
     /// Eigenvalues of a symmetric `W`, ascending; `None` when `W` is not symmetric.
     pub fn eigenvalues(&self) -> Option<Vec<f64>> {
         self.is_symmetric(1e-12)
-            .then(|| linalg::symmetric_eigenvalues(&self.w, self.n))
+            .then(|| crate::linalg::symmetric_eigenvalues(&self.w, self.n))
     }
 
     /// The mixing rate `rho = ||W - 11^T/n||_2` (largest singular value). Consensus error
@@ -304,7 +303,7 @@ impl Topology {
                 mtm[b * n + a] = s;
             }
         }
-        let top = linalg::symmetric_eigenvalues(&mtm, n)
+        let top = crate::linalg::symmetric_eigenvalues(&mtm, n)
             .last()
             .copied()
             .unwrap_or(0.0);

@@ -1,81 +1,69 @@
-//! How bytes move between ranks. One small trait, [`Transport`], is the whole contract;
-//! `local` (ranks as threads) implements it now, `mpi` next. Every collective in `ops` is
-//! written once on top of [`Transport::exchange`].
+//! How bytes move between ranks. The whole contract is [`Transport`]: one primitive,
+//! [`exchange`](Transport::exchange), on which every collective in `ops` is written once.
 //!
-//! A transport never does arithmetic: ops receive the peers' bytes and combine them in
-//! a fixed order, so every transport gives the same bits.
+//! A transport never does arithmetic and never lists the collectives: ops name their calls
+//! with their own op type (any [`OpId`]), and receive the peers' bytes to combine in a
+//! fixed order, so every transport gives the same bits. A transport must check that all
+//! ranks' calls fit ([`check_consistent`]) before any data moves, and must fail, never
+//! hang, when a peer is gone or late.
+//!
+//! Transports, one folder each: [`local`] (ranks are threads of this process, the embedded
+//! default) and `mpi` (feature `mpi`: one rank per process under `mpirun`). [`connect`] is
+//! the one place that chooses between them. Adding a transport (TCP, NCCL, ...) is:
+//! 1. a folder `transport/NAME/` with a type implementing [`Transport`] (a transport that
+//!    ships call descriptors over a wire uses [`descriptor`] for their codec, and
+//!    [`check_consistent`] on what it decodes);
+//! 2. one arm in [`connect`] saying when it is chosen.
 
+mod check;
+pub mod descriptor;
 pub mod local;
+mod machine;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+mod select;
 
 use std::fmt;
 
+pub use check::{check_consistent, Posted};
+pub use machine::Machine;
+pub use select::{connect, launched_by_mpirun, launched_size, Want};
+
 use crate::tensor::Dtype;
-use crate::{Error, Result};
+use crate::Result;
 
-/// Which collective a call is; ranks must agree on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// `barrier`
-    Barrier,
-    /// `broadcast`
-    Broadcast,
-    /// `allreduce`
-    Allreduce,
-    /// `allgather`
-    Allgather,
-    /// `neighbor_allreduce`
-    NeighborAllreduce,
-    /// `neighbor_allgather`
-    NeighborAllgather,
-    /// `pair_gossip`
-    PairGossip,
-    /// `set_topology`
-    SetTopology,
-    /// `hierarchical_neighbor_allreduce`
-    HierarchicalNeighborAllreduce,
-    /// `gather_bytes` (e.g. metrics to rank 0)
-    Gather,
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Op::Barrier => "barrier",
-            Op::Broadcast => "broadcast",
-            Op::Allreduce => "allreduce",
-            Op::Allgather => "allgather",
-            Op::NeighborAllreduce => "neighbor_allreduce",
-            Op::NeighborAllgather => "neighbor_allgather",
-            Op::PairGossip => "pair_gossip",
-            Op::SetTopology => "set_topology",
-            Op::HierarchicalNeighborAllreduce => "hierarchical_neighbor_allreduce",
-            Op::Gather => "gather",
-        })
-    }
+/// The identity of a collective, as the layer above defines it (`crate::ops::Op`): a
+/// transport compares, names and ships ops but never lists them.
+pub trait OpId: Copy + Eq + fmt::Debug + fmt::Display + Send + Sync + 'static {
+    /// The op's stable code on the wire.
+    fn code(self) -> u16;
+    /// The op with this code, or `None` for a code this build does not know.
+    fn from_code(code: u16) -> Option<Self>;
+    /// What a different [`CallInfo::tag`] means for this op, for mismatch messages
+    /// (e.g. `"a different topology"`).
+    fn tag_meaning(self) -> &'static str;
 }
 
 /// What a rank says it is calling. All ranks' `CallInfo`s of one call are compared.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CallInfo {
+pub struct CallInfo<O> {
     /// The collective.
-    pub op: Op,
+    pub op: O,
     /// Element type (`None` for calls that carry no data).
     pub dtype: Option<Dtype>,
-    /// Elements this rank contributes.
+    /// Elements this rank contributes (bytes when `dtype` is `None`).
     pub len: usize,
     /// Whether all ranks must contribute the same number of elements.
     pub same_len: bool,
-    /// Root rank, for rooted collectives; a sub-kind (e.g. the reduction) otherwise.
+    /// Root rank, for rooted collectives.
     pub root: Option<usize>,
     /// Detail that must match across ranks (reduction op, topology fingerprint...).
     pub tag: u64,
 }
 
-impl CallInfo {
+impl<O> CallInfo<O> {
     /// A call with no data.
-    pub fn bare(op: Op) -> Self {
+    pub fn bare(op: O) -> Self {
         CallInfo {
             op,
             dtype: None,
@@ -87,106 +75,16 @@ impl CallInfo {
     }
 }
 
-impl fmt::Display for CallInfo {
+impl<O: fmt::Display> fmt::Display for CallInfo<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.op)?;
         match (self.dtype, self.root) {
-            (Some(d), Some(r)) => write!(f, "({d} x {}, root {r})", self.len)?,
-            (Some(d), None) => write!(f, "({d} x {})", self.len)?,
-            (None, Some(r)) => write!(f, "({} bytes, root {r})", self.len)?,
-            (None, None) => {}
-        }
-        Ok(())
-    }
-}
-
-/// One rank's part in a call, as seen by the consistency check.
-pub struct Posted<'a> {
-    /// What it called.
-    pub info: &'a CallInfo,
-    /// Ranks it sends to.
-    pub send_to: Vec<usize>,
-    /// Ranks it receives from.
-    pub recv_from: &'a [usize],
-}
-
-/// Checks that all ranks' parts of call number `call` fit together: same op, data type,
-/// root and tag; same length where required; every receive matched by a send and the
-/// reverse. The error names the first two ranks that disagree and what each called.
-pub fn check_consistent(call: u64, posts: &[Posted<'_>]) -> Result<()> {
-    let n = posts.len();
-    let first = &posts[0];
-    for (r, p) in posts.iter().enumerate().skip(1) {
-        let a = first.info;
-        let b = p.info;
-        let what = if a.op != b.op || a.dtype != b.dtype || a.root != b.root {
-            Some(String::new())
-        } else if a.tag != b.tag {
-            Some(match a.op {
-                Op::SetTopology
-                | Op::NeighborAllreduce
-                | Op::NeighborAllgather
-                | Op::HierarchicalNeighborAllreduce => " with a different topology".to_string(),
-                Op::Allreduce => " with a different reduction".to_string(),
-                _ => " with different options".to_string(),
-            })
-        } else if a.same_len && a.len != b.len {
-            Some(" with a different length".to_string())
-        } else {
-            None
-        };
-        if let Some(why) = what {
-            return Err(Error::Mismatch {
-                call,
-                detail: format!("rank 0 called {a} but rank {r} called {b}{why}"),
-            });
+            (Some(d), Some(r)) => write!(f, "({d} x {}, root {r})", self.len),
+            (Some(d), None) => write!(f, "({d} x {})", self.len),
+            (None, Some(r)) => write!(f, "({} bytes, root {r})", self.len),
+            (None, None) => Ok(()),
         }
     }
-    for (i, p) in posts.iter().enumerate() {
-        let mut seen = vec![false; n];
-        for &j in p.recv_from {
-            if j >= n || j == i {
-                return Err(Error::Mismatch {
-                    call,
-                    detail: format!(
-                        "rank {i} in {} expected to receive from another rank below {n}, found {j}",
-                        p.info.op
-                    ),
-                });
-            }
-            if std::mem::replace(&mut seen[j], true) {
-                return Err(Error::Mismatch {
-                    call,
-                    detail: format!("rank {i} in {} lists source rank {j} twice", p.info.op),
-                });
-            }
-            if !posts[j].send_to.contains(&i) {
-                return Err(Error::Mismatch {
-                    call,
-                    detail: format!(
-                        "rank {i} in {} expects data from rank {j}, but rank {j} sends to {:?}",
-                        p.info.op, posts[j].send_to
-                    ),
-                });
-            }
-        }
-        for &j in &p.send_to {
-            if j >= n || j == i || !posts[j].recv_from.contains(&i) {
-                return Err(Error::Mismatch {
-                    call,
-                    detail: format!(
-                        "rank {i} in {} sends to rank {j}, but rank {j} receives from {:?}",
-                        p.info.op,
-                        posts
-                            .get(j)
-                            .map(|q| q.recv_from.to_vec())
-                            .unwrap_or_default()
-                    ),
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Receives pieces of the incoming buffers: `visit(offset, bufs)` gives bytes
@@ -195,14 +93,27 @@ pub fn check_consistent(call: u64, posts: &[Posted<'_>]) -> Result<()> {
 /// consecutive pieces of equal-length messages, so that work starts while data arrives.
 pub type Visit<'a> = dyn FnMut(usize, &[&[u8]]) -> Result<()> + 'a;
 
+/// How a rank left `run`'s closure, told to its transport so that peers waiting for it
+/// fail instead of hanging.
+#[derive(Clone, Debug)]
+pub enum Exit {
+    /// Returned a value.
+    Returned,
+    /// Returned an error (peers still in a call with it fail when they notice).
+    Failed(String),
+    /// Panicked: every peer's current and later calls fail at once.
+    Panicked(String),
+}
+
 /// The seam between collectives and the wire.
 ///
-/// One primitive: every rank calls [`exchange`](Transport::exchange) for its k-th
-/// collective, says what it calls, what it sends to whom and whom it receives from; the
-/// transport checks that all ranks' calls fit ([`check_consistent`]), delivers, and hands
-/// the received buffers (in `recv_from` order) to `visit` (see [`Visit`]). A barrier is
-/// an exchange with nothing to send.
-pub trait Transport: Send + Sync {
+/// Every rank calls [`exchange`](Transport::exchange) for its k-th collective, saying what
+/// it calls, what it sends to whom and whom it receives from; the transport checks that
+/// all ranks' calls fit ([`check_consistent`]), delivers, and hands the received buffers
+/// (in `recv_from` order) to `visit` (see [`Visit`]). A barrier is an exchange with
+/// nothing to send. Transports emit the phases of a call as `tracing` spans named
+/// `check`, `wait_peers`, `transfer` and `reduce` (the timeline shows them).
+pub trait Transport<O: OpId>: Send + Sync {
     /// This rank, `0..size`.
     fn rank(&self) -> usize;
     /// Number of ranks.
@@ -212,7 +123,7 @@ pub trait Transport: Send + Sync {
     /// timeout passes.
     fn exchange(
         &self,
-        info: &CallInfo,
+        info: &CallInfo<O>,
         sends: &[(usize, &[u8])],
         recv_from: &[usize],
         visit: &mut Visit<'_>,
@@ -227,47 +138,7 @@ pub trait Transport: Send + Sync {
     fn machine(&self) -> Machine {
         Machine::single(self.rank(), self.size())
     }
-}
-
-/// Where a rank runs: ranks sharing a machine (a host, or a group the local transport
-/// emulates) and the machines of the job. Machines hold equally many ranks, numbered
-/// consecutively: rank = machine_rank * local_size + local_rank.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Machine {
-    /// Rank among the ranks of this machine.
-    pub local_rank: usize,
-    /// Ranks on this machine.
-    pub local_size: usize,
-    /// Index of this machine.
-    pub machine_rank: usize,
-    /// Number of machines.
-    pub machine_size: usize,
-}
-
-impl Machine {
-    /// All ranks on one machine.
-    pub fn single(rank: usize, size: usize) -> Self {
-        Machine {
-            local_rank: rank,
-            local_size: size,
-            machine_rank: 0,
-            machine_size: 1,
-        }
-    }
-
-    /// `size` ranks grouped into machines of `local_size` consecutive ranks; errors when
-    /// `local_size` does not divide `size`.
-    pub fn grouped(rank: usize, size: usize, local_size: usize) -> Result<Self> {
-        if local_size == 0 || size % local_size != 0 {
-            return Err(Error::InvalidArgument(format!(
-                "ranks per machine must divide the {size} ranks, found {local_size}"
-            )));
-        }
-        Ok(Machine {
-            local_rank: rank % local_size,
-            local_size,
-            machine_rank: rank / local_size,
-            machine_size: size / local_size,
-        })
-    }
+    /// Called once when this rank leaves `run`'s closure. A transport whose ranks live in
+    /// other processes may end the whole job here on a failure (it does not return then).
+    fn leave(&self, exit: &Exit);
 }

@@ -6,23 +6,18 @@
 //! fogrun -np 16 --hostfile hosts ./my_program  # across machines
 //! ```
 
+mod config;
+mod ranks;
+mod run;
+
 use std::path::Path;
 use std::process::Command;
 
-/// True when this process was started by `mpirun` (OpenMPI, MPICH/hydra or PMIx).
-pub fn launched_by_mpirun() -> bool {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
-}
+pub use config::Config;
+pub use ranks::Ranks;
+pub use run::{run, run_with};
 
-/// The number of processes `mpirun` started, when known: lets one program run with
-/// `fogkit::run(fogkit::launched_size().unwrap_or(8), ...)` both ways.
-pub fn launched_size() -> Option<usize> {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
-}
+pub use crate::transport::{launched_by_mpirun, launched_size};
 
 /// A program's `--flag value` options, in order (for examples and tools built on fogkit):
 /// an error names a flag that has no value after it.

@@ -1,4 +1,5 @@
-//! Small dense linear algebra for topology analysis.
+//! Small dense linear algebra (symmetric eigenvalues), for topology analysis and the
+//! synthetic problems. Pure math: no I/O, no communication.
 
 /// Eigenvalues of the symmetric row-major `n x n` matrix `a`, ascending, by the cyclic
 /// Jacobi method (accurate to a few ulps of the largest eigenvalue).

@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{check_consistent, CallInfo, Machine, Posted, Transport, Visit};
+use super::{check_consistent, CallInfo, Exit, Machine, OpId, Posted, Transport, Visit};
 use crate::{Error, Result};
 
 /// A rank's post for the current call.
-struct Post {
+struct Post<O> {
     call: u64,
-    info: CallInfo,
+    info: CallInfo<O>,
     /// (destination, pointer, byte length); valid until the owner's readers are done.
     sends: Vec<(usize, *const u8, usize)>,
     recv_from: Vec<usize>,
@@ -25,7 +25,7 @@ struct Post {
 
 // SAFETY: the pointers are only dereferenced by readers while the owning rank is blocked
 // in `exchange` holding the shared borrow they came from (it waits for `readers_left`).
-unsafe impl Send for Post {}
+unsafe impl<O: Send> Send for Post<O> {}
 
 enum Failure {
     /// Every rank gets this error.
@@ -34,10 +34,10 @@ enum Failure {
     Lost(String),
 }
 
-struct State {
+struct State<O> {
     /// Ranks posted for the open call.
     arrived: usize,
-    posts: Vec<Option<Post>>,
+    posts: Vec<Option<Post<O>>>,
     /// Per rank: readers still reading its sends in the current round.
     readers_left: Vec<usize>,
     /// Per rank: why it left `run`'s closure, once it has.
@@ -48,18 +48,20 @@ struct State {
 }
 
 /// The shared meeting place of `n` in-process ranks.
-pub struct LocalWorld {
+pub struct LocalWorld<O> {
     n: usize,
     local_size: usize,
     timeout: Duration,
-    state: Mutex<State>,
+    state: Mutex<State<O>>,
     cv: Condvar,
 }
 
-impl LocalWorld {
+impl<O: OpId> LocalWorld<O> {
     /// A world of `n` ranks whose calls give up after `timeout` of waiting for peers, on
-    /// emulated machines of `local_size` consecutive ranks (which must divide `n`).
-    pub fn new(n: usize, timeout: Duration, local_size: usize) -> Result<Arc<Self>> {
+    /// emulated machines of `local_size` consecutive ranks (which must divide `n`; `None`:
+    /// one machine).
+    pub fn new(n: usize, timeout: Duration, local_size: Option<usize>) -> Result<Arc<Self>> {
+        let local_size = local_size.unwrap_or(n);
         Machine::grouped(0, n, local_size)?;
         Ok(Arc::new(LocalWorld {
             n,
@@ -78,7 +80,7 @@ impl LocalWorld {
     }
 
     /// The transport endpoint of `rank`.
-    pub fn endpoint(self: &Arc<Self>, rank: usize) -> LocalTransport {
+    pub fn endpoint(self: &Arc<Self>, rank: usize) -> LocalTransport<O> {
         LocalTransport {
             world: Arc::clone(self),
             rank,
@@ -86,7 +88,7 @@ impl LocalWorld {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<O>> {
         // A panic never happens while the lock is held (no user code runs under it), but
         // recover the guard anyway rather than propagate poisoning.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -94,7 +96,7 @@ impl LocalWorld {
 
     /// Records that `rank` has left its closure (`why`: "returned", "panicked: ...").
     /// With `poison`, every current and later call of the other ranks fails at once.
-    pub fn leave(&self, rank: usize, why: String, poison: bool) {
+    fn leave(&self, rank: usize, why: String, poison: bool) {
         let mut st = self.lock();
         if poison && st.failure.is_none() {
             st.failure = Some(Failure::Lost(format!("rank {rank} {why}")));
@@ -103,7 +105,7 @@ impl LocalWorld {
         self.cv.notify_all();
     }
 
-    fn failure_error(f: &Failure, rank: usize, info: &CallInfo) -> Error {
+    fn failure_error(f: &Failure, rank: usize, info: &CallInfo<O>) -> Error {
         match f {
             Failure::Shared(e) => e.share(),
             Failure::Lost(reason) => Error::PeerLost {
@@ -116,19 +118,19 @@ impl LocalWorld {
 }
 
 /// One rank's endpoint into a [`LocalWorld`].
-pub struct LocalTransport {
-    world: Arc<LocalWorld>,
+pub struct LocalTransport<O> {
+    world: Arc<LocalWorld<O>>,
     rank: usize,
     calls: AtomicU64,
 }
 
 /// Decrements the readers of each source when reading ends, even by unwinding.
-struct ReadGuard<'a> {
-    world: &'a LocalWorld,
+struct ReadGuard<'a, O: OpId> {
+    world: &'a LocalWorld<O>,
     sources: &'a [usize],
 }
 
-impl Drop for ReadGuard<'_> {
+impl<O: OpId> Drop for ReadGuard<'_, O> {
     fn drop(&mut self) {
         let mut st = self.world.lock();
         for &j in self.sources {
@@ -138,7 +140,7 @@ impl Drop for ReadGuard<'_> {
     }
 }
 
-impl Transport for LocalTransport {
+impl<O: OpId> Transport<O> for LocalTransport<O> {
     fn rank(&self) -> usize {
         self.rank
     }
@@ -164,9 +166,18 @@ impl Transport for LocalTransport {
             .unwrap_or_else(|_| Machine::single(self.rank, self.world.n))
     }
 
+    fn leave(&self, exit: &Exit) {
+        let (why, poison) = match exit {
+            Exit::Returned => ("returned from its closure".to_string(), false),
+            Exit::Failed(_) => ("returned an error from its closure".to_string(), false),
+            Exit::Panicked(m) => (format!("panicked: {m}"), true),
+        };
+        self.world.leave(self.rank, why, poison);
+    }
+
     fn exchange(
         &self,
-        info: &CallInfo,
+        info: &CallInfo<O>,
         sends: &[(usize, &[u8])],
         recv_from: &[usize],
         visit: &mut Visit<'_>,
@@ -174,6 +185,7 @@ impl Transport for LocalTransport {
         let w = &*self.world;
         let me = self.rank;
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let check = tracing::trace_span!("check").entered();
         let mut st = w.lock();
         if let Some(f) = &st.failure {
             return Err(LocalWorld::failure_error(f, me, info));
@@ -191,7 +203,7 @@ impl Transport for LocalTransport {
         if st.arrived == w.n {
             // Last to arrive: check everyone's call and open the round.
             let checked = {
-                let posts: Vec<Posted<'_>> = st
+                let posts: Vec<Posted<'_, O>> = st
                     .posts
                     .iter()
                     .map(|p| {
@@ -224,7 +236,10 @@ impl Transport for LocalTransport {
                 p.call = call | OPEN;
             }
             w.cv.notify_all();
+            drop(check);
         } else {
+            drop(check);
+            let _wait = tracing::trace_span!("wait_peers").entered();
             let start = Instant::now();
             let deadline = start + w.timeout;
             loop {
@@ -237,7 +252,7 @@ impl Transport for LocalTransport {
                     return Err(e);
                 }
                 let posted =
-                    |st: &State, r: usize| st.posts[r].as_ref().is_some_and(|p| p.call == call);
+                    |st: &State<O>, r: usize| st.posts[r].as_ref().is_some_and(|p| p.call == call);
                 if let Some(e) = (0..w.n).find(|&r| st.exited[r].is_some() && !posted(&st, r)) {
                     let why = st.exited[e].clone().unwrap_or_default();
                     let reason = format!("rank {e} {why} and will not join call #{call}");
@@ -277,6 +292,7 @@ impl Transport for LocalTransport {
         }
 
         // The round is open: read the sources in place.
+        let transfer = tracing::trace_span!("transfer").entered();
         let slices: Vec<(*const u8, usize)> = recv_from
             .iter()
             .map(|&j| {
@@ -302,10 +318,12 @@ impl Transport for LocalTransport {
                 .iter()
                 .map(|&(p, l)| unsafe { std::slice::from_raw_parts(p, l) })
                 .collect();
-            visit(0, &bufs)
+            tracing::trace_span!("reduce").in_scope(|| visit(0, &bufs))
         };
         // Keep our sends alive until everyone reading them is done. Readers only run
         // fogkit's kernels over the buffers, so this wait is bounded.
+        drop(transfer);
+        let _readers = tracing::trace_span!("wait_readers").entered();
         let mut st = w.lock();
         while st.readers_left[me] > 0 {
             st = w.cv.wait(st).unwrap_or_else(|e| e.into_inner());
