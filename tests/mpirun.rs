@@ -14,6 +14,7 @@ const COLLECTIVES: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
 const MAIN_JOB: &str = env!("CARGO_BIN_EXE_consensus_dsgd");
 const TRAIN: &str = env!("CARGO_BIN_EXE_train");
 const PUSH_SUM: &str = env!("CARGO_BIN_EXE_push_sum");
+const BIAS: &str = env!("CARGO_BIN_EXE_bias");
 const README: &str = env!("CARGO_BIN_EXE_fogkit-readme");
 const TIMELINE: &str = env!("CARGO_BIN_EXE_fogkit-timeline");
 
@@ -370,4 +371,47 @@ fn four_mpi_ranks_write_four_timelines_with_overlapping_transfer_and_compute() {
     assert_eq!(sorted_lines(&o.stdout).len(), 4, "{}", o.stdout);
     fogkit_tests::check_timeline(&prefix, 4);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs an example on `np` in-process ranks (`FOGKIT_RANKS`) and under `fogrun -np np`:
+/// both succeed with the same printed text once the transport's name is set aside, or
+/// both fail saying `refusal`.
+fn example_on_both_transports(program: &str, np: usize, refusal: Option<&str>) {
+    let n = np.to_string();
+    let local = run(program, &[], &[("FOGKIT_RANKS", n.as_str())], 300);
+    let mpi = fogrun(np, program, &[], &[], 300);
+    let what = format!("{program} on {np} rank(s)");
+    if let Some(why) = refusal {
+        assert_ne!(local.code, 0, "{what} should refuse: {}", local.stdout);
+        assert_ne!(
+            mpi.code, 0,
+            "{what} should refuse under mpirun: {}",
+            mpi.stdout
+        );
+        assert!(local.stderr.contains(why), "{what}: {}", local.stderr);
+        assert!(
+            mpi.stderr.contains(why),
+            "{what} under mpirun: {}",
+            mpi.stderr
+        );
+        return;
+    }
+    assert_eq!(local.code, 0, "{what}: {}", local.stderr);
+    assert_eq!(mpi.code, 0, "{what} under mpirun: {}", mpi.stderr);
+    let norm = |s: &str| {
+        s.replace("(local transport)", "(T)")
+            .replace("(mpi transport)", "(T)")
+    };
+    assert!(!local.stdout.trim().is_empty(), "{what} printed nothing");
+    assert_eq!(norm(&local.stdout), norm(&mpi.stdout), "{what}");
+}
+
+#[test]
+fn the_examples_print_the_same_on_both_transports_with_1_2_and_4_ranks() {
+    for np in [1, 2, 4] {
+        example_on_both_transports(MAIN_JOB, np, None);
+        example_on_both_transports(BIAS, np, None);
+        let refusal = (np < 4).then_some("push_sum needs at least 4 ranks");
+        example_on_both_transports(PUSH_SUM, np, refusal);
+    }
 }

@@ -112,7 +112,7 @@ fn main() -> fogkit::Result<()> {
         .find(|a| !a.starts_with("--"))
         .cloned()
         .unwrap_or_else(|| "target/fogkit".into());
-    let ranks = fogkit::launched_size().unwrap_or(8);
+    let ranks = fogkit::launch::ranks_or(8);
     let gamma = 0.3;
 
     // Run two algorithms, plot both: rank 0 holds each gathered frame.

@@ -54,7 +54,7 @@ fn max_dev(xs: &[Vec<f64>]) -> f64 {
 fn main() -> fogkit::Result<()> {
     fogkit::timeline::init_logging();
     // 8 ranks: threads of this process, or the processes mpirun started.
-    let ranks = fogkit::launched_size().unwrap_or(8);
+    let ranks = fogkit::launch::ranks_or(8);
 
     // ---- 1. Average consensus over the exponential-two graph ----
     let topo = topology::exponential_two(ranks);
@@ -151,7 +151,10 @@ fn main() -> fogkit::Result<()> {
             println!("rank 0's x after 600 steps: {:?}", &x.as_vec()[..3]);
         }
         assert!(last.0 < first.0 / 10.0, "DSGD must approach x*");
-        assert!(last.0 > 1e-6, "with heterogeneous data DSGD keeps a bias");
+        // On 1 or 2 ranks exp2 is complete (the average is exact): no bias to show.
+        if bf.size() > 2 {
+            assert!(last.0 > 1e-6, "with heterogeneous data DSGD keeps a bias");
+        }
         Ok(())
     })?;
     Ok(())

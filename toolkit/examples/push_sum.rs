@@ -51,7 +51,13 @@ fn worst(bf: &Fog, x: &[f64], target: &[f64]) -> fogkit::Result<f64> {
 
 fn main() -> fogkit::Result<()> {
     fogkit::timeline::init_logging();
-    let ranks = fogkit::launched_size().unwrap_or(8);
+    let ranks = fogkit::launch::ranks_or(8);
+    if ranks < 4 {
+        return Err(Error::InvalidArgument(format!(
+            "push_sum needs at least 4 ranks (random directed graphs with uneven in-degrees), \
+             found {ranks}"
+        )));
+    }
 
     // ---- 1. Consensus: receiver-uniform averaging against push-sum ----
     fogkit::run(ranks, |bf: &Fog| -> fogkit::Result<()> {

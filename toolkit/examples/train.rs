@@ -42,7 +42,7 @@ fn parse() -> fogkit::Result<Args> {
         model: "mlp".into(),
         method: Method::DecentLam,
         data: "mnist".into(),
-        ranks: fogkit::launched_size().unwrap_or(4),
+        ranks: fogkit::launch::ranks_or(4),
         epochs: 1,
         batch: 64,
         steps: None,

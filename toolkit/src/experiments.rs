@@ -95,9 +95,22 @@ pub fn bias_row(
             .map(|&m| linear_regression_msd(bf, m, beta, gamma, steps))
             .collect()
     })?;
-    Ok(BiasRow {
-        beta,
-        gamma,
-        msd: [msd[0][0], msd[0][1], msd[0][2], msd[0][3]],
-    })
+    // Every rank holds the same averaged values; take whichever this process holds.
+    let msd = msd
+        .into_here()
+        .into_iter()
+        .next()
+        .map(|(_, m)| m)
+        .unwrap_or_default();
+    match msd[..] {
+        [a, b, c, d] => Ok(BiasRow {
+            beta,
+            gamma,
+            msd: [a, b, c, d],
+        }),
+        _ => Err(crate::Error::InvalidArgument(format!(
+            "expected 4 deviations, found {}",
+            msd.len()
+        ))),
+    }
 }

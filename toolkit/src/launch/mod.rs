@@ -19,6 +19,38 @@ pub use run::{run, run_with};
 
 pub use crate::transport::{launched_by_mpirun, launched_size};
 
+/// This process's rank in the `mpirun` job (0 when not started by `mpirun`), read from
+/// the launcher's environment: lets a program print once, from the first process.
+///
+/// ```
+/// if !fogkit::launched_by_mpirun() {
+///     assert_eq!(fogkit::launch::process_rank(), 0);
+/// }
+/// ```
+pub fn process_rank() -> usize {
+    ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// How many ranks a program should run: `mpirun`'s process count when started by it,
+/// else `FOGKIT_RANKS` when set, else `default`. The examples use it, so that one
+/// command runs them on N in-process ranks or N processes alike.
+///
+/// ```
+/// assert_eq!(fogkit::launch::ranks_or(8), fogkit::launched_size().unwrap_or(8));
+/// ```
+pub fn ranks_or(default: usize) -> usize {
+    launched_size()
+        .or_else(|| {
+            std::env::var("FOGKIT_RANKS")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        })
+        .unwrap_or(default)
+}
+
 /// A program's `--flag value` options, in order (for examples and tools built on fogkit):
 /// an error names a flag that has no value after it.
 ///

@@ -1,5 +1,6 @@
 //! Figures with plotly: convergence curves of one metric for several runs (mean over ranks
-//! with a min–max band, log scale optional), per-rank curves, and topology drawings. Save
+//! with a min–max band, log scale optional), per-rank curves, topology drawings, and a
+//! timeline's Gantt chart ([`gantt`]). Save
 //! them with [`save_html`]; in an evcxr notebook a `Plot` displays itself as a cell value.
 //!
 //! ```
@@ -13,6 +14,7 @@
 //! ```
 
 mod figure;
+mod gantt;
 
 use std::path::Path;
 
@@ -26,6 +28,7 @@ use crate::topology::Topology;
 use crate::{Error, Result};
 
 pub use figure::Figure;
+pub use gantt::gantt;
 
 /// Plotly's default colour cycle, so a run's band matches its line.
 const PALETTE: [&str; 10] = [
