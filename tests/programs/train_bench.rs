@@ -7,7 +7,11 @@
 //! ```text
 //! tests/bench/training.sh                      # builds, installs torch in a venv, runs this
 //! train_bench [--ranks 4] [--steps 200] [--rounds 3] [--models mlp,lenet] [--python PY]
+//! train_bench --timeline-overhead 1 [--pairs 3] # fogkit MPI with the timeline off and on
 //! ```
+//! With `--timeline-overhead 1` it runs, instead, the first model over MPI `--pairs` times
+//! with the timeline off and on alternately (`FOGKIT_TIMELINE` set for the second of each
+//! pair) and prints both and their ratio.
 //! Each column is the mean over `--rounds` timed rounds of `--steps` steps (after warm-up
 //! steps), with the slowest and fastest round beside it. Under `fogrun` the same binary is
 //! the MPI worker: it prints one line, `samples/s mean min max`.
@@ -26,6 +30,8 @@ struct Args {
     rounds: usize,
     models: Vec<String>,
     python: String,
+    timeline_overhead: bool,
+    pairs: usize,
 }
 
 fn parse() -> fogkit::Result<Args> {
@@ -35,6 +41,8 @@ fn parse() -> fogkit::Result<Args> {
         rounds: 3,
         models: vec!["mlp".into(), "lenet".into()],
         python: std::env::var("FOGKIT_TORCH_PYTHON").unwrap_or_else(|_| "python3".into()),
+        timeline_overhead: false,
+        pairs: 3,
     };
     let bad = |k: &str, v: &str| Error::InvalidArgument(format!("{k}: cannot use {v:?}"));
     for (k, v) in fogkit::launch::option_pairs(std::env::args().skip(1))? {
@@ -55,9 +63,11 @@ fn parse() -> fogkit::Result<Args> {
                 }
             }
             "--python" => a.python = v.into(),
+            "--timeline-overhead" => a.timeline_overhead = v == "1",
+            "--pairs" => a.pairs = num(v).ok_or_else(|| bad(k, v))?,
             _ => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown option {k}: expected --ranks, --steps, --rounds, --models or --python"
+                    "unknown option {k}: expected --ranks, --steps, --rounds, --models, --python, --timeline-overhead or --pairs"
                 )))
             }
         }
@@ -91,7 +101,12 @@ fn measure<M: Network>(data: &Split, a: &Args) -> fogkit::Result<(f64, f64, f64)
         let log = train(bf, &mut model, &mut opt, &share, &test, &timed, |_| {})?;
         Ok(log.iter().map(|r| r.samples_per_sec).collect())
     })?;
-    let rates = &per_rank[0];
+    // Rank 0's in-process; this process's rank's under mpirun (rank 0's prints).
+    let Some(rates) = per_rank.get(0).or(per_rank.iter().next().map(|(_, r)| r)) else {
+        return Err(Error::InvalidArgument(
+            "no rank's rates in this process".into(),
+        ));
+    };
     let mean = rates.iter().sum::<f64>() / rates.len() as f64;
     let min = rates.iter().cloned().fold(f64::INFINITY, f64::min);
     let max = rates.iter().cloned().fold(0.0, f64::max);
@@ -156,6 +171,62 @@ fn main() -> fogkit::Result<()> {
         a.steps.to_string(),
         a.rounds.to_string(),
     );
+    let mpi_run = |model: &str, timeline: Option<&std::path::Path>| {
+        let mut launch = Command::new(&fogrun);
+        launch.args(["-np", &r]);
+        if std::env::var("OMPI_ALLOW_RUN_AS_ROOT").is_ok_and(|v| v == "1") {
+            // The user has let Open MPI run as root (containers); fogrun asks to be told too.
+            launch.arg("--allow-run-as-root");
+        }
+        launch.env_remove("FOGKIT_TIMELINE");
+        if let Some(prefix) = timeline {
+            launch.env("FOGKIT_TIMELINE", prefix);
+        }
+        external(
+            launch
+                .arg(&me)
+                .args(["--models", model, "--steps", &s, "--rounds", &k]),
+            "fogkit under fogrun (build it: cargo build --release -p fogkit --bin fogrun)",
+        )
+    };
+    if a.timeline_overhead {
+        let model = &a.models[0];
+        let dir = std::env::temp_dir().join(format!("fogkit-tl-bench-{}", std::process::id()));
+        let prefix = dir.join("rank-");
+        println!(
+            "{} MPI ranks, {model}, DecentLaM on a ring, batch 64 per rank; samples/s over all \
+             ranks, mean of {} rounds of {} steps; timeline off and on alternately, {} pairs\n",
+            a.ranks, a.rounds, a.steps, a.pairs
+        );
+        println!("| pair | timeline off | timeline on | on / off |");
+        println!("|---:|---:|---:|---:|");
+        let (mut off_sum, mut on_sum) = (0.0, 0.0);
+        for p in 1..=a.pairs {
+            let off = mpi_run(model, None)?;
+            let on = mpi_run(model, Some(&prefix))?;
+            println!(
+                "| {p} | {} | {} | {:.3} |",
+                cell(off),
+                cell(on),
+                on.0 / off.0
+            );
+            off_sum += off.0;
+            on_sum += on.0;
+        }
+        println!(
+            "| mean | {off_sum:.0} | {on_sum:.0} | {:.3} |",
+            on_sum / off_sum
+        );
+        let written = (0..a.ranks)
+            .filter(|&rk| fogkit::timeline::file_for(&prefix, rk).exists())
+            .count();
+        println!(
+            "\n(the timeline runs wrote {written} of {} rank files)",
+            a.ranks
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     println!(
         "{} ranks, DecentLaM on a ring (fogkit) / DDP (PyTorch), batch 64 per rank, Fashion-MNIST; \
          samples/s over all ranks, mean (min-max) of {} rounds of {} steps\n",
@@ -165,18 +236,7 @@ fn main() -> fogkit::Result<()> {
     println!("|---|---:|---:|---:|---:|---:|");
     for model in &a.models {
         let local = measure_model(model, &data, &a)?;
-        let mut launch = Command::new(&fogrun);
-        launch.args(["-np", &r]);
-        if std::env::var("OMPI_ALLOW_RUN_AS_ROOT").is_ok_and(|v| v == "1") {
-            // The user has let Open MPI run as root (containers); fogrun asks to be told too.
-            launch.arg("--allow-run-as-root");
-        }
-        let mpi = external(
-            launch
-                .arg(&me)
-                .args(["--models", model, "--steps", &s, "--rounds", &k]),
-            "fogkit under fogrun (build it: cargo build --release -p fogkit --bin fogrun)",
-        )?;
+        let mpi = mpi_run(model, None)?;
         let torch = external(
             Command::new(&a.python).arg(&ddp).args([
                 "--model", model, "--procs", &r, "--steps", &s, "--rounds", &k,

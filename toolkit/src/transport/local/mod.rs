@@ -242,6 +242,7 @@ impl<O: OpId> Transport<O> for LocalTransport<O> {
             let _wait = tracing::trace_span!("wait_peers").entered();
             let start = Instant::now();
             let deadline = start + w.timeout;
+            let mut spins = 0;
             loop {
                 if st.posts[me].as_ref().is_some_and(|p| p.call & OPEN != 0) {
                     break;
@@ -284,6 +285,15 @@ impl<O: OpId> Transport<O> for LocalTransport<O> {
                     w.cv.notify_all();
                     return Err(e);
                 }
+                if spins < SPINS {
+                    // Peers usually arrive within microseconds: yielding the core to them
+                    // is cheaper than sleeping on the condition variable and being woken.
+                    spins += 1;
+                    drop(st);
+                    std::thread::yield_now();
+                    st = w.lock();
+                    continue;
+                }
                 st =
                     w.cv.wait_timeout(st, deadline - now)
                         .unwrap_or_else(|e| e.into_inner())
@@ -325,7 +335,15 @@ impl<O: OpId> Transport<O> for LocalTransport<O> {
         drop(transfer);
         let _readers = tracing::trace_span!("wait_readers").entered();
         let mut st = w.lock();
+        let mut spins = 0;
         while st.readers_left[me] > 0 {
+            if spins < SPINS {
+                spins += 1;
+                drop(st);
+                std::thread::yield_now();
+                st = w.lock();
+                continue;
+            }
             st = w.cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         st.posts[me] = None;
@@ -333,6 +351,9 @@ impl<O: OpId> Transport<O> for LocalTransport<O> {
         result
     }
 }
+
+/// Times a waiting rank yields its core before it sleeps on the condition variable.
+const SPINS: u32 = 64;
 
 /// Bit set on a post's call number when its round is open.
 const OPEN: u64 = 1 << 63;
