@@ -153,7 +153,10 @@ where
         }
     };
     single_threaded_kernels(rank, n, config.stack_size, || match recorder {
-        Some(r) => r.record(body),
+        Some(r) => match r.record(body) {
+            (Outcome::Done(_), Err(e)) => Outcome::Failed(e),
+            (out, _) => out,
+        },
         None => body(),
     })
 }

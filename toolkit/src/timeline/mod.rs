@@ -1,7 +1,8 @@
 //! The timeline, as BlueFog's `BLUEFOG_TIMELINE`: with `FOGKIT_TIMELINE=prefix` (or
 //! [`Config::timeline`](crate::Config::timeline)) each rank writes `{prefix}{rank}.json`,
 //! Chrome trace events that Perfetto (ui.perfetto.dev) and chrome://tracing open. It is a
-//! `tracing` layer (the `tracing-chrome` crate) over the spans fogkit already emits: one
+//! `tracing` layer (`record`, which keeps events in memory and writes the file when the
+//! rank is done) over the spans fogkit already emits: one
 //! span per op named after it, with the transport's phases inside (`check`, `wait_peers`,
 //! `transfer`, `reduce`, `wait_readers`), nonblocking ops on the communication thread's
 //! track, `wait` where a rank waits for a handle; and any span the caller opens, such as
@@ -15,11 +16,13 @@
 //! reads a file back (for tests and figures). Recording never changes what ops compute.
 
 mod read;
+mod record;
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use tracing::Dispatch;
-use tracing_chrome::{ChromeLayerBuilder, FlushGuard, TraceStyle};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::prelude::*;
 
@@ -64,10 +67,11 @@ pub fn init_logging() {
     let _ = tracing_subscriber::registry().with(log_layer()).try_init();
 }
 
-/// One rank's recording: a subscriber writing its trace file, plus the logger.
+/// One rank's recording: a subscriber keeping its spans, plus the logger.
 pub(crate) struct Recorder {
     dispatch: Dispatch,
-    _flush: FlushGuard,
+    shared: Arc<record::Shared>,
+    path: PathBuf,
 }
 
 impl Recorder {
@@ -82,32 +86,30 @@ impl Recorder {
                 ))
             })?;
         }
-        let file = std::fs::File::create(&path).map_err(|e| {
+        // Fail now, not after the run, when the file cannot be written.
+        std::fs::File::create(&path).map_err(|e| {
             Error::InvalidArgument(format!(
                 "timeline: expected to write {}, found {e}",
                 path.display()
             ))
         })?;
-        let (chrome, flush) = ChromeLayerBuilder::new()
-            .writer(file)
-            .trace_style(TraceStyle::Threaded)
-            .include_args(true)
-            .build();
+        let shared = record::Shared::new();
         let subscriber = tracing_subscriber::registry()
-            .with(chrome.with_filter(LevelFilter::TRACE))
+            .with(record::Recording(Arc::clone(&shared)).with_filter(LevelFilter::TRACE))
             .with(log_layer());
         Ok(Recorder {
             dispatch: Dispatch::new(subscriber),
-            _flush: flush,
+            shared,
+            path,
         })
     }
 
     /// Runs `body` on this thread with the recording as its subscriber (threads it
     /// starts that take the current dispatcher, as the communication thread does, record
-    /// too); the file is complete when the recorder is dropped.
-    pub(crate) fn record<T>(self, body: impl FnOnce() -> T) -> T {
+    /// too), then writes the file.
+    pub(crate) fn record<T>(self, body: impl FnOnce() -> T) -> (T, Result<()>) {
         let out = tracing::dispatcher::with_default(&self.dispatch, body);
-        drop(self);
-        out
+        let written = self.shared.write(&self.path);
+        (out, written)
     }
 }
