@@ -376,10 +376,12 @@ fn four_mpi_ranks_write_four_timelines_with_overlapping_transfer_and_compute() {
 /// Runs an example on `np` in-process ranks (`FOGKIT_RANKS`) and under `fogrun -np np`:
 /// both succeed with the same printed text once the transport's name is set aside, or
 /// both fail saying `refusal`.
-fn example_on_both_transports(program: &str, np: usize, refusal: Option<&str>) {
+fn example_on_both_transports(program: &str, args: &[&str], np: usize, refusal: Option<&str>) {
     let n = np.to_string();
-    let local = run(program, &[], &[("FOGKIT_RANKS", n.as_str())], 300);
-    let mpi = fogrun(np, program, &[], &[], 300);
+    // polars sizes printed frames to the terminal: fix the width for both.
+    let width = ("POLARS_TABLE_WIDTH", "120");
+    let local = run(program, args, &[("FOGKIT_RANKS", n.as_str()), width], 300);
+    let mpi = fogrun(np, program, args, &[width], 300);
     let what = format!("{program} on {np} rank(s)");
     if let Some(why) = refusal {
         assert_ne!(local.code, 0, "{what} should refuse: {}", local.stdout);
@@ -409,9 +411,26 @@ fn example_on_both_transports(program: &str, np: usize, refusal: Option<&str>) {
 #[test]
 fn the_examples_print_the_same_on_both_transports_with_1_2_and_4_ranks() {
     for np in [1, 2, 4] {
-        example_on_both_transports(MAIN_JOB, np, None);
-        example_on_both_transports(BIAS, np, None);
+        example_on_both_transports(MAIN_JOB, &[], np, None);
+        example_on_both_transports(BIAS, &[], np, None);
         let refusal = (np < 4).then_some("push_sum needs at least 4 ranks");
-        example_on_both_transports(PUSH_SUM, np, refusal);
+        example_on_both_transports(PUSH_SUM, &[], np, refusal);
     }
+}
+
+#[cfg(feature = "metrics")]
+#[test]
+fn compare_algorithms_prints_the_same_on_both_transports_with_1_2_and_4_ranks() {
+    let dir = std::env::temp_dir().join(format!("fogkit-compare-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    for np in [1, 2, 4] {
+        example_on_both_transports(
+            env!("CARGO_BIN_EXE_compare_algorithms"),
+            &[out.as_str(), "--quiet"],
+            np,
+            None,
+        );
+        assert!(dir.join("compare_algorithms.parquet").exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
