@@ -56,7 +56,7 @@ pub enum Error {
         message: String,
     },
 
-    /// A rank's closure returned an error.
+    /// A rank's closure returned an error of the caller's own ([`Error::other`]).
     #[error("rank {rank} failed: {source}")]
     RankFailed {
         /// The rank whose closure returned `Err`.
@@ -129,7 +129,11 @@ impl Error {
     /// assert_eq!(r.unwrap_err().to_string(), "rank 1 failed: my data file is missing");
     /// ```
     pub fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
-        Error::Other(e.into())
+        // A fogkit error passed through stays itself (its kind decides how it is reported).
+        match e.into().downcast::<Error>() {
+            Ok(fe) => *fe,
+            Err(other) => Error::Other(other),
+        }
     }
 
     /// True for errors that only report another rank's failure (not a root cause).

@@ -285,9 +285,10 @@ pub fn concat(frames: &[DataFrame]) -> Result<DataFrame> {
     Ok(all)
 }
 
-/// The frame [`Metrics::gather`] left on rank 0, from the results of [`crate::run`]
-/// (in-process, the first result). An error when no rank holds a frame, as on ranks
-/// other than 0 under MPI.
+/// The frame [`Metrics::gather`] left on rank 0, among the ranks' results of
+/// [`crate::run`]: in-process `ranks.into_vec()?`; under MPI, where each process holds
+/// its own rank's, `ranks.into_iter().map(|(_, f)| f)`. An error when none holds a frame,
+/// as on ranks other than 0 under MPI.
 ///
 /// ```
 /// use fogkit::prelude::*;
@@ -300,7 +301,8 @@ pub fn concat(frames: &[DataFrame]) -> Result<DataFrame> {
 /// let df = fogkit::metrics::gathered(results.into_vec().unwrap()).unwrap();
 /// assert_eq!(df.height(), 3);
 /// ```
-pub fn gathered(results: Vec<Option<DataFrame>>) -> Result<DataFrame> {
+pub fn gathered(results: impl IntoIterator<Item = Option<DataFrame>>) -> Result<DataFrame> {
+    let results: Vec<Option<DataFrame>> = results.into_iter().collect();
     let n = results.len();
     results.into_iter().flatten().next().ok_or_else(|| {
         Error::Data(format!(

@@ -79,6 +79,8 @@ pub const FORWARDED_ENV: &[&str] = &[
     "FOGKIT_TIMEOUT",
     "FOGKIT_LOCAL_SIZE",
     "FOGKIT_MPI_CMA",
+    "FOGKIT_TIMELINE",
+    "FOGKIT_RANKS",
     "RUST_BACKTRACE",
     "RUST_LOG",
 ];

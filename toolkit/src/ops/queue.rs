@@ -186,7 +186,17 @@ impl Queue {
             .spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || {
                     for (work, reply, done) in rx {
-                        let r = work.run(&*t);
+                        // A panic inside an op is an error for its handle, not a rank whose
+                        // pending count never drops (every later blocking call would hang).
+                        let what = work.to_string();
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            work.run(&*t)
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(Error::InvalidArgument(format!(
+                                "the communication thread panicked running {what}"
+                            )))
+                        });
                         done.store(true, Ordering::Release);
                         let _ = reply.send(r);
                         let (m, cv) = &*p;

@@ -112,7 +112,8 @@ pub enum Exit {
 /// all ranks' calls fit ([`check_consistent`]), delivers, and hands the received buffers
 /// (in `recv_from` order) to `visit` (see [`Visit`]). A barrier is an exchange with
 /// nothing to send. Transports emit the phases of a call as `tracing` spans named
-/// `check`, `wait_peers`, `transfer` and `reduce` (the timeline shows them).
+/// `check`, `wait_peers`, `transfer`, `reduce` and `wait_readers` (the timeline shows
+/// them).
 pub trait Transport<O: OpId>: Send + Sync {
     /// This rank, `0..size`.
     fn rank(&self) -> usize;

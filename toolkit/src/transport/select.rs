@@ -1,5 +1,5 @@
-//! The one selection point: which transport a job's ranks use. `run` and the notebook
-//! engines call [`connect`]; nothing else constructs a transport for them.
+//! The one selection point: which transport a job's ranks use. `run` calls [`connect`]
+//! (and so will the notebook engines); nothing else constructs a transport for them.
 
 use std::sync::Arc;
 use std::time::Duration;

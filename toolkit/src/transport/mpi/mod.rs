@@ -44,6 +44,9 @@ pub struct MpiTransport {
     /// Set after a mismatch or timeout: every later call fails with it.
     failed: Mutex<Option<Error>>,
     pool: Pool,
+    /// Held for a whole call: MPI may be initialised with MPI_THREAD_SERIALIZED only, so
+    /// two threads must never be inside MPI at once (fogkit's own calls never contend).
+    serial: Mutex<()>,
     /// All ranks share one host and can read each other's memory (see `cma`).
     cma: bool,
 }
@@ -78,6 +81,7 @@ impl MpiTransport {
             calls: AtomicU64::new(0),
             failed: Mutex::new(None),
             pool: Pool::default(),
+            serial: Mutex::new(()),
             cma,
         })
     }
@@ -100,6 +104,22 @@ impl MpiTransport {
     ) -> Result<Vec<descriptor::Decoded<O>>> {
         let (n, me) = (self.size, self.rank);
         let send_to: Vec<usize> = sends.iter().map(|s| s.0).collect();
+        // The descriptor's rank masks cannot carry a duplicate or a stray rank: refuse them
+        // here, as the local transport's check does.
+        for (what, ranks) in [("receive from", recv_from), ("send to", &send_to[..])] {
+            for (i, &j) in ranks.iter().enumerate() {
+                if j >= n || j == me || ranks[..i].contains(&j) {
+                    return Err(Error::Mismatch {
+                        call,
+                        detail: format!(
+                            "rank {me} in {} expected to {what} distinct other ranks below \
+                             {n}, found {ranks:?}",
+                            info.op
+                        ),
+                    });
+                }
+            }
+        }
         let mine = descriptor::encode(call, info, &send_to, recv_from, n);
         let width = mine.len();
         let mut pending = self.comm.iallgather(mine)?;
@@ -212,6 +232,7 @@ impl<O: OpId> Transport<O> for MpiTransport {
         recv_from: &[usize],
         visit: &mut Visit<'_>,
     ) -> Result<()> {
+        let _serial = self.serial.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = self
             .failed
             .lock()

@@ -1,11 +1,14 @@
-//! The safe layer over `mpi::ffi`: the only file of the MPI transport with `unsafe` MPI
-//! calls. Start-up and abort, a communicator that frees itself, blocking start-up
-//! collectives, and nonblocking requests that borrow their buffers (as rsmpi's scoped
-//! requests do): a buffer cannot be touched or freed while MPI may still use it, and a
-//! receive's bytes are readable only once it has completed.
+//! The layer over `mpi::ffi`: the only file of the MPI transport with `unsafe` MPI calls.
+//! Start-up and abort, a communicator that frees itself, blocking start-up collectives,
+//! and nonblocking requests that borrow their buffers: while a request lives its buffer
+//! cannot be touched or freed, and a receive's bytes are readable only once it has
+//! completed.
 //!
 //! It must never hand MPI a buffer that may die before the request completes: a borrowed
-//! request dropped unfinished ends the job; an owned one leaks its buffers.
+//! request dropped unfinished ends the job; an owned one leaks its buffers. The contract
+//! of its callers (this transport's own files): never leak a request (`mem::forget`,
+//! `Box::leak`), since that would end the borrow without the drop that guards it; rsmpi's
+//! `request::scope` would enforce that, and is the shape to move to.
 
 use std::marker::PhantomData;
 use std::os::raw::{c_int, c_void};
@@ -272,7 +275,7 @@ impl Comm {
     }
 
     /// Starts receiving into `buf` from `src` with `tag`; the bytes are readable through
-    /// [`Recv::bytes`] once it completes.
+    /// [`Recv::finish`] once it completes.
     pub(super) fn irecv<'b>(&self, buf: &'b mut [u8], src: usize, tag: c_int) -> Recv<'b> {
         let mut raw = null_request();
         // SAFETY: as for `isend`; `buf` is borrowed mutably, so nothing reads it meanwhile.
@@ -353,7 +356,7 @@ impl<'b> Recv<'b> {
         self.req.test()
     }
 
-    /// The received bytes for the rest of `'b`, once complete (else `None`, the receive
+    /// The received bytes for the rest of `'b`, once complete (else the receive back,
     /// still pending).
     pub(super) fn finish(mut self) -> std::result::Result<&'b [u8], Recv<'b>> {
         if self.req.test() {
