@@ -105,6 +105,24 @@ impl<O: OpId> LocalWorld<O> {
         self.cv.notify_all();
     }
 
+    /// Lets the shared state change: the first [`SPINS`] times by yielding the core (peers
+    /// usually arrive within microseconds, and yielding to them is cheaper than sleeping on
+    /// the condition variable and being woken), then by `sleep`.
+    fn pause<'a>(
+        &'a self,
+        st: MutexGuard<'a, State<O>>,
+        spins: &mut u32,
+        sleep: impl FnOnce(MutexGuard<'a, State<O>>) -> MutexGuard<'a, State<O>>,
+    ) -> MutexGuard<'a, State<O>> {
+        if *spins < SPINS {
+            *spins += 1;
+            drop(st);
+            std::thread::yield_now();
+            return self.lock();
+        }
+        sleep(st)
+    }
+
     fn failure_error(f: &Failure, rank: usize, info: &CallInfo<O>) -> Error {
         match f {
             Failure::Shared(e) => e.share(),
@@ -285,19 +303,11 @@ impl<O: OpId> Transport<O> for LocalTransport<O> {
                     w.cv.notify_all();
                     return Err(e);
                 }
-                if spins < SPINS {
-                    // Peers usually arrive within microseconds: yielding the core to them
-                    // is cheaper than sleeping on the condition variable and being woken.
-                    spins += 1;
-                    drop(st);
-                    std::thread::yield_now();
-                    st = w.lock();
-                    continue;
-                }
-                st =
+                st = w.pause(st, &mut spins, |st| {
                     w.cv.wait_timeout(st, deadline - now)
                         .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                        .0
+                });
             }
         }
 
@@ -337,14 +347,9 @@ impl<O: OpId> Transport<O> for LocalTransport<O> {
         let mut st = w.lock();
         let mut spins = 0;
         while st.readers_left[me] > 0 {
-            if spins < SPINS {
-                spins += 1;
-                drop(st);
-                std::thread::yield_now();
-                st = w.lock();
-                continue;
-            }
-            st = w.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = w.pause(st, &mut spins, |st| {
+                w.cv.wait(st).unwrap_or_else(|e| e.into_inner())
+            });
         }
         st.posts[me] = None;
         st.finished[me] = call + 1;
