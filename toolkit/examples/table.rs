@@ -240,5 +240,28 @@ fn main() -> fogkit::Result<()> {
         std::fs::write(out.join(name), text)
             .map_err(|e| Error::Data(format!("cannot write {name}: {e}")))?;
     }
+    // The lesson's checks, after the results are saved: every run that did not diverge
+    // gives an accuracy, and at large batch DecentLaM is not below DmSGD on any seed (the
+    // talk's claim, which the book's table shows).
+    for (method, cells) in methods.iter().zip(&finals) {
+        for acc in cells.iter().flatten().filter(|a| !a.is_nan()) {
+            assert!(
+                (0.0..=1.0).contains(acc),
+                "{}: accuracy {acc}",
+                method.name()
+            );
+        }
+    }
+    let column = |m: Method| methods.iter().position(|&x| x == m).map(|i| &finals[i]);
+    let large = settings.iter().position(|s| s.name == "large");
+    if let (Some(dl), Some(dm), Some(l)) = (column(Method::DecentLam), column(Method::DmSgd), large)
+    {
+        for (seed, (a, b)) in dl[l].iter().zip(&dm[l]).enumerate() {
+            assert!(
+                a.is_nan() || b.is_nan() || a >= b,
+                "seed {seed}: DecentLaM {a} below DmSGD {b} at large batch"
+            );
+        }
+    }
     Ok(())
 }

@@ -167,7 +167,24 @@ fn run<M: Network>(a: &Args, data: &Split) -> fogkit::Result<()> {
                 fogkit::metrics::save(&mut df, path)?;
             }
         }
-        let _ = log;
+        // The lesson's checks: accuracies are fractions, and a full pass over the data
+        // (no --steps) leaves the ranks' average model well above chance (10 classes).
+        for r in &log {
+            assert!(
+                (0.0..=1.0).contains(&r.test_accuracy) && (0.0..=1.0).contains(&r.local_accuracy),
+                "epoch {}: accuracies {} and {}",
+                r.epoch,
+                r.test_accuracy,
+                r.local_accuracy
+            );
+        }
+        if a.steps.is_none() {
+            let last = log.last().map_or(0.0, |r| r.test_accuracy);
+            assert!(
+                last > 0.2,
+                "after full epochs the model is at chance: {last}"
+            );
+        }
         // A digest of every rank's final parameters: the same bits on both transports.
         let x = parameters(&model);
         let sums = bf.allgather(&vec![x.iter().map(|v| *v as f64).sum::<f64>()])?;
