@@ -13,6 +13,7 @@ const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
 const COLLECTIVES: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
 const MAIN_JOB: &str = env!("CARGO_BIN_EXE_consensus_dsgd");
 const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+const TABLE: &str = env!("CARGO_BIN_EXE_table");
 const PUSH_SUM: &str = env!("CARGO_BIN_EXE_push_sum");
 const BIAS: &str = env!("CARGO_BIN_EXE_bias");
 const README: &str = env!("CARGO_BIN_EXE_fogkit-readme");
@@ -374,8 +375,8 @@ fn four_mpi_ranks_write_four_timelines_with_overlapping_transfer_and_compute() {
 }
 
 /// Runs an example on `np` in-process ranks (`FOGKIT_RANKS`) and under `fogrun -np np`:
-/// both succeed with the same printed text once the transport's name is set aside, or
-/// both fail saying `refusal`.
+/// both succeed with the same printed text once the transport's name and measured speeds
+/// are set aside, or both fail saying `refusal`.
 fn example_on_both_transports(program: &str, args: &[&str], np: usize, refusal: Option<&str>) {
     let n = np.to_string();
     // polars sizes printed frames to the terminal: fix the width for both.
@@ -401,7 +402,15 @@ fn example_on_both_transports(program: &str, args: &[&str], np: usize, refusal: 
     assert_eq!(local.code, 0, "{what}: {}", local.stderr);
     assert_eq!(mpi.code, 0, "{what} under mpirun: {}", mpi.stderr);
     let norm = |s: &str| {
-        s.replace("(local transport)", "(T)")
+        s.lines()
+            .map(|l| match l.find(" samples/s") {
+                // "..., 1234 samples/s": the speed is measured, not computed.
+                Some(end) => l[..l[..end].rfind(", ").unwrap_or(end)].to_string(),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("(local transport)", "(T)")
             .replace("(mpi transport)", "(T)")
     };
     assert!(!local.stdout.trim().is_empty(), "{what} printed nothing");
@@ -416,6 +425,42 @@ fn the_examples_print_the_same_on_both_transports_with_1_2_and_4_ranks() {
         let refusal = (np < 4).then_some("push_sum needs at least 4 ranks");
         example_on_both_transports(PUSH_SUM, &[], np, refusal);
     }
+}
+
+#[test]
+fn train_and_table_print_the_same_on_both_transports_with_1_2_and_4_ranks() {
+    let dir = std::env::temp_dir().join(format!("fogkit-table-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let train = [
+        "--model", "mlp", "--data", "mnist", "--steps", "3", "--batch", "16", "--epochs", "2",
+    ];
+    // A quick table: the program on every transport, not the talk's claim.
+    let table = [
+        "--out",
+        out.as_str(),
+        "--epochs",
+        "1",
+        "--steps",
+        "2",
+        "--test-images",
+        "500",
+        "--methods",
+        "DecentLaM,DmSGD",
+        "--batches",
+        "small,large",
+    ];
+    for np in [1, 2, 4] {
+        example_on_both_transports(TRAIN, &train, np, None);
+        example_on_both_transports(TABLE, &table, np, None);
+        let md = std::fs::read_to_string(dir.join("fashion_mnist_table.md")).unwrap();
+        assert!(md.contains(&format!("{np} ranks on a ring")), "{md}");
+        assert_eq!(
+            md.lines().filter(|l| l.starts_with("| D")).count(),
+            2,
+            "{md}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(feature = "metrics")]
