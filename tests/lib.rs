@@ -4,6 +4,9 @@
 
 use fogkit::prelude::*;
 
+pub mod hosts;
+pub mod process;
+
 /// A deterministic, irregular value for rank `r`, element `k`.
 pub fn value(r: usize, k: usize) -> f64 {
     ((r * 13 + k * 5) as f64 * 0.731).sin() * 7.0 + (r as f64) * 0.1

@@ -2,11 +2,10 @@
 //! ranks: every collective bit for bit, the main job digit for digit, and failures that
 //! end the job quickly with the failing rank's message. Every child has a deadline.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fogkit::Config;
+use fogkit_tests::process::{run, Out};
 use fogkit_tests::scenario_line;
 
 const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
@@ -18,56 +17,6 @@ const PUSH_SUM: &str = env!("CARGO_BIN_EXE_push_sum");
 const BIAS: &str = env!("CARGO_BIN_EXE_bias");
 const README: &str = env!("CARGO_BIN_EXE_fogkit-readme");
 const TIMELINE: &str = env!("CARGO_BIN_EXE_fogkit-timeline");
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-/// Runs a command, killing it after `secs` seconds (the test then fails).
-fn run(cmd: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
-    let start = Instant::now();
-    let mut child = Command::new(cmd)
-        .args(args)
-        .env("FOGKIT_TIMEOUT", "30")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not start {cmd}: {e}"));
-    let mut so = child.stdout.take().expect("stdout");
-    let mut se = child.stderr.take().expect("stderr");
-    let t1 = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = so.read_to_string(&mut s);
-        s
-    });
-    let t2 = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd} {args:?} did not finish within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Out {
-        code: status.code().unwrap_or(-1),
-        stdout: t1.join().unwrap_or_default(),
-        stderr: t2.join().unwrap_or_default(),
-        took: start.elapsed(),
-    }
-}
 
 fn fogrun(np: usize, program: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
     let np = np.to_string();

@@ -44,10 +44,14 @@ pub(super) fn move_by_copy(
     let mut lens = vec![0usize; recv_from.len()];
     {
         let mut send_reqs: Vec<Request<'_>> = Vec::new();
+        // Each send request's destination, for a timeout's message.
+        let mut send_dst: Vec<usize> = Vec::new();
         for ((dst, data), len) in sends.iter().zip(&lengths) {
             send_reqs.push(comm.isend(bytemuck::bytes_of(len), *dst, tag));
+            send_dst.push(*dst);
             for piece in data.chunks(PIECE) {
                 send_reqs.push(comm.isend(piece, *dst, tag));
+                send_dst.push(*dst);
             }
         }
         let mut incoming: Vec<Incoming<'_>> = headers
@@ -126,7 +130,13 @@ pub(super) fn move_by_copy(
             if progressed {
                 backoff.reset();
             } else {
-                st.check_deadline();
+                st.check_deadline(|| {
+                    let late = incoming
+                        .iter()
+                        .filter(|i| i.header.is_some() || !i.pending.is_empty())
+                        .map(|i| i.src);
+                    late.chain(send_dst[sends_done..].iter().copied()).collect()
+                });
                 backoff.idle();
             }
         }

@@ -48,8 +48,12 @@ pub(super) fn move_in_place(
         .map(|(p, (dst, _))| comm.isend(bytemuck::bytes_of(p), *dst, st.tag))
         .collect();
     let mut head_reqs = head_reqs;
-    while !head_reqs.iter_mut().all(|r| r.test()) {
-        st.check_deadline();
+    loop {
+        let done: Vec<bool> = head_reqs.iter_mut().map(|r| r.test()).collect();
+        if done.iter().all(|&d| d) {
+            break;
+        }
+        st.check_deadline(|| late(recv_from, &done));
         backoff.idle();
     }
     drop(head_reqs);
@@ -63,16 +67,32 @@ pub(super) fn move_in_place(
         .collect();
     let _readers = tracing::trace_span!("wait_readers").entered();
     loop {
-        let done = post_reqs.iter_mut().all(|r| r.test())
-            && ack_out_reqs.iter_mut().all(|r| r.test())
-            && ack_in_reqs.iter_mut().all(|r| r.test());
-        if done {
+        let posted: Vec<bool> = post_reqs.iter_mut().map(|r| r.test()).collect();
+        let acked: Vec<bool> = ack_out_reqs.iter_mut().map(|r| r.test()).collect();
+        let read: Vec<bool> = ack_in_reqs.iter_mut().map(|r| r.test()).collect();
+        if posted.iter().chain(&acked).chain(&read).all(|&d| d) {
             break;
         }
-        st.check_deadline();
+        st.check_deadline(|| {
+            let dsts: Vec<usize> = sends.iter().map(|s| s.0).collect();
+            let mut l = late(&dsts, &posted);
+            l.extend(late(recv_from, &acked));
+            l.extend(late(&dsts, &read));
+            l
+        });
         backoff.idle();
     }
     result
+}
+
+/// The peers whose request is not `done`.
+fn late(peers: &[usize], done: &[bool]) -> Vec<usize> {
+    peers
+        .iter()
+        .zip(done)
+        .filter(|(_, &d)| !d)
+        .map(|(&p, _)| p)
+        .collect()
 }
 
 /// Reads every source described by `heads` ([pid, address, length]) and visits it:

@@ -17,6 +17,7 @@ mod machines;
 mod pool;
 mod raw;
 mod wait;
+mod watchdog;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -32,6 +33,7 @@ use crate::{Error, Result};
 use pool::Pool;
 use raw::Comm;
 use wait::{Backoff, Stage};
+use watchdog::Watchdog;
 
 /// One process's endpoint: a private duplicate of `MPI_COMM_WORLD`.
 pub struct MpiTransport {
@@ -49,29 +51,45 @@ pub struct MpiTransport {
     serial: Mutex<()>,
     /// All ranks share one host and can read each other's memory (see `cma`).
     cma: bool,
+    /// Every rank's host, for messages.
+    hosts: Vec<String>,
 }
 
 /// Calls whose largest message is at least this many bytes read in place.
 const IN_PLACE_BYTES: usize = 64 << 10;
 
-/// Messages of one call carry tag `call % TAGS`; in-place acknowledgements `TAGS + that`.
-const TAGS: u64 = 16_384;
+/// Messages of one call carry tag `call % TAGS`; in-place acknowledgements `TAGS + that`;
+/// descriptors `2 * TAGS + that` (all below 32767, the least upper bound MPI allows).
+const TAGS: u64 = 8_192;
 
 impl MpiTransport {
     /// Joins the MPI job (initialising MPI on first use). Collective over all processes.
     /// `local_size` regroups ranks into emulated machines (for tests on one host);
     /// otherwise machines are the hosts, found with `MPI_Comm_split_type(SHARED)`.
     pub fn new(timeout: Duration, local_size: Option<usize>) -> Result<MpiTransport> {
+        watchdog::allow(timeout);
+        // Start-up's calls block inside MPI: a process that never joins must not keep
+        // this one forever.
+        let _deadline = Watchdog::arm(timeout, 1, move || {
+            format!(
+                "fogkit: rank {}: MPI start-up did not finish within {timeout:?}: some \
+                 process did not join (a host that cannot be reached, or a network \
+                 interface that does not connect the hosts: see fogrun \
+                 --network-interface); ending this process",
+                crate::launch::process_rank()
+            )
+        });
         raw::ensure_init()?;
         let comm = Comm::dup_world()?;
         let (rank, size) = (comm.rank(), comm.size());
-        let (hosts, leaders) = machines::find_machines(&comm, rank, size)?;
+        let (found, leaders) = machines::find_machines(&comm, rank, size)?;
         let machine = match local_size {
             Some(ls) => Machine::grouped(rank, size, ls)?,
-            None => hosts,
+            None => found,
         };
         let one_host = leaders.iter().all(|&l| l == leaders[0]);
         let cma = one_host && machines::probe_cma(&comm, rank, size)?;
+        let hosts = machines::gather_hosts(&comm)?;
         Ok(MpiTransport {
             comm,
             rank,
@@ -83,6 +101,7 @@ impl MpiTransport {
             pool: Pool::default(),
             serial: Mutex::new(()),
             cma,
+            hosts,
         })
     }
 
@@ -122,27 +141,27 @@ impl MpiTransport {
         }
         let mine = descriptor::encode(call, info, &send_to, recv_from, n);
         let width = mine.len();
-        let mut pending = self.comm.iallgather(mine)?;
+        let tag = (2 * TAGS + call % TAGS) as i32;
+        let mut pending = self.comm.iexchange(&mine, tag);
         let mut backoff = Backoff::default();
         let waiting = tracing::trace_span!("wait_peers").entered();
-        let all = loop {
-            match pending.finish() {
-                Ok(all) => break all,
-                Err(p) => pending = p,
-            }
+        while !pending.done() {
             if Instant::now() >= start + self.timeout {
-                // The request still references its buffers: they are leaked with it.
+                // The requests still reference their buffers: they are leaked with them.
+                let missing = pending.missing();
+                let detail = format!(": {}", machines::named(&missing, &self.hosts));
                 return Err(self.fail(&Error::Timeout {
                     rank: me,
                     op: info.to_string(),
                     call,
                     waited: start.elapsed(),
-                    missing: vec![],
-                    detail: " (MPI does not tell which: see the late ranks' own output)".into(),
+                    missing,
+                    detail,
                 }));
             }
             backoff.idle();
-        };
+        }
+        let all = pending.into_all();
         drop(waiting);
         let _check = tracing::trace_span!("check").entered();
         let decoded = all
@@ -255,6 +274,7 @@ impl<O: OpId> Transport<O> for MpiTransport {
             start,
             deadline: start + self.timeout,
             tag: (call % TAGS) as i32,
+            hosts: &self.hosts,
         };
         // Every rank knows every rank's length, so all choose the same path: in place
         // pays an extra acknowledgement, worth it only for large messages.

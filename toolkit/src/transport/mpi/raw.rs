@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 
 use mpi::ffi;
 
+use super::watchdog::{self, Watchdog};
 use crate::{Error, Result};
 
 extern "C" {
@@ -23,6 +24,15 @@ extern "C" {
 }
 
 extern "C" fn finalize_at_exit() {
+    // MPI_Finalize waits for every process: one that is gone must not keep this one.
+    let limit = watchdog::limit();
+    let _deadline = Watchdog::arm(limit, 1, move || {
+        format!(
+            "fogkit: rank {}: MPI_Finalize did not return within {limit:?} (another \
+             process is gone or stuck); leaving without it",
+            crate::launch::process_rank()
+        )
+    });
     // SAFETY: plain MPI calls with valid out-pointers, at process exit.
     unsafe {
         let mut done: c_int = 0;
@@ -72,6 +82,14 @@ pub fn abort_job(message: &str, code: c_int) -> ! {
     use std::io::Write;
     // One write, so that mpirun does not interleave it with other ranks' lines.
     let _ = std::io::stderr().write_all(format!("{message}\n").as_bytes());
+    // MPI_Abort asks mpirun to end every process; when mpirun cannot be reached (this
+    // host was cut off) it may never return: leave on our own after a moment.
+    let _deadline = Watchdog::arm(std::time::Duration::from_secs(3), code, || {
+        format!(
+            "fogkit: rank {}: MPI_Abort did not return (mpirun unreachable?); leaving without it",
+            crate::launch::process_rank()
+        )
+    });
     // SAFETY: MPI_Abort on the world communicator; MPI is initialised whenever a
     // transport exists (and MPI_Abort is the one call allowed in a failed state).
     unsafe {
@@ -87,6 +105,19 @@ fn check(rc: c_int, what: &str) -> Result<()> {
         Err(Error::InvalidArgument(format!(
             "{what} failed with MPI error code {rc}"
         )))
+    }
+}
+
+/// A request MPI refused to start cannot be waited for: end the job, saying which.
+fn started(rc: c_int, what: &str, peer: usize) {
+    if rc != 0 {
+        abort_job(
+            &format!(
+                "fogkit: starting {what} with rank {peer} failed (MPI error code {rc}); \
+                 ending the MPI job"
+            ),
+            1,
+        );
     }
 }
 
@@ -224,32 +255,49 @@ impl Comm {
         Ok(all)
     }
 
-    /// Starts gathering every process's `mine` (same length everywhere); the request
-    /// owns both buffers.
-    pub(super) fn iallgather(&self, mine: Vec<u64>) -> Result<Gathering> {
-        let mut g = Gathering {
-            all: vec![0u64; mine.len() * self.size()],
-            mine,
-            req: null_request(),
+    /// Starts sending `mine` to every other process and receiving theirs, point to
+    /// point with `tag` (same length everywhere), so that a wait that runs out can say
+    /// whose has not arrived; the exchange owns its buffers.
+    pub(super) fn iexchange(&self, mine: &[u64], tag: c_int) -> Exchanging {
+        let (n, me, w) = (self.size(), self.rank(), mine.len());
+        let mut x = Exchanging {
+            all: vec![0u64; w * n],
+            sends: Vec::with_capacity(n.saturating_sub(1)),
+            recvs: Vec::with_capacity(n.saturating_sub(1)),
         };
-        // SAFETY: both buffers are owned by `g`, which never frees them while the request
-        // may be pending (see its Drop).
-        check(
-            unsafe {
-                ffi::MPI_Iallgather(
-                    g.mine.as_ptr() as *const c_void,
-                    g.mine.len() as c_int,
+        x.all[me * w..(me + 1) * w].copy_from_slice(mine);
+        let base = x.all.as_mut_ptr();
+        for r in (0..n).filter(|&r| r != me) {
+            let (mut send, mut recv) = (null_request(), null_request());
+            // SAFETY: `all` is owned by `x`, which never frees it while a request may be
+            // pending (see its Drop); the send reads this rank's slot, each receive writes
+            // its source's slot, and the slots do not overlap.
+            let rc = unsafe {
+                ffi::MPI_Isend(
+                    base.add(me * w) as *const c_void,
+                    w as c_int,
                     ffi::RSMPI_UINT64_T,
-                    g.all.as_mut_ptr() as *mut c_void,
-                    g.mine.len() as c_int,
-                    ffi::RSMPI_UINT64_T,
+                    r as c_int,
+                    tag,
                     self.raw,
-                    &mut g.req,
+                    &mut send,
+                ) | ffi::MPI_Irecv(
+                    base.add(r * w) as *mut c_void,
+                    w as c_int,
+                    ffi::RSMPI_UINT64_T,
+                    r as c_int,
+                    tag,
+                    self.raw,
+                    &mut recv,
                 )
-            },
-            "MPI_Iallgather",
-        )?;
-        Ok(g)
+            };
+            x.sends.push(send);
+            x.recvs.push((r, recv));
+            if rc != 0 {
+                abort_job(&format!("fogkit: starting an exchange with rank {r} failed (MPI error code {rc}); ending the MPI job"), 1);
+            }
+        }
+        x
     }
 
     /// Starts sending `buf` to `dst` with `tag`; `buf` stays borrowed until it completes.
@@ -260,7 +308,7 @@ impl Comm {
         };
         // SAFETY: `buf` is borrowed by the request for 'b; a request is never dropped
         // unfinished without ending the job (see its Drop).
-        unsafe {
+        let rc = unsafe {
             ffi::MPI_Isend(
                 buf.as_ptr() as *const c_void,
                 buf.len() as c_int,
@@ -269,8 +317,9 @@ impl Comm {
                 tag,
                 self.raw,
                 &mut req.raw,
-            );
-        }
+            )
+        };
+        started(rc, "a send", dst);
         req
     }
 
@@ -279,7 +328,7 @@ impl Comm {
     pub(super) fn irecv<'b>(&self, buf: &'b mut [u8], src: usize, tag: c_int) -> Recv<'b> {
         let mut raw = null_request();
         // SAFETY: as for `isend`; `buf` is borrowed mutably, so nothing reads it meanwhile.
-        unsafe {
+        let rc = unsafe {
             ffi::MPI_Irecv(
                 buf.as_mut_ptr() as *mut c_void,
                 buf.len() as c_int,
@@ -288,8 +337,9 @@ impl Comm {
                 tag,
                 self.raw,
                 &mut raw,
-            );
-        }
+            )
+        };
+        started(rc, "a receive", src);
         Recv {
             req: Request {
                 raw,
@@ -368,29 +418,49 @@ impl<'b> Recv<'b> {
     }
 }
 
-/// A nonblocking allgather of `u64`s that owns its buffers.
-pub(super) struct Gathering {
-    mine: Vec<u64>,
+/// A nonblocking exchange of `u64`s with every other process, owning its buffers.
+pub(super) struct Exchanging {
     all: Vec<u64>,
-    req: ffi::MPI_Request,
+    sends: Vec<ffi::MPI_Request>,
+    /// Each source and its receive.
+    recvs: Vec<(usize, ffi::MPI_Request)>,
 }
 
-impl Gathering {
-    /// Every process's words in rank order, once complete (else the request back).
-    pub(super) fn finish(mut self) -> std::result::Result<Vec<u64>, Gathering> {
-        if test(&mut self.req) {
-            Ok(std::mem::take(&mut self.all))
-        } else {
-            Err(self)
+impl Exchanging {
+    /// Whether every send and receive has completed.
+    pub(super) fn done(&mut self) -> bool {
+        // Test every request each round: progress on one must not wait for another.
+        let sent = self.sends.iter_mut().fold(true, |ok, r| test(r) && ok);
+        self.recvs.iter_mut().fold(sent, |ok, (_, r)| test(r) && ok)
+    }
+
+    /// The processes whose words have not arrived (or that have not taken ours).
+    pub(super) fn missing(&mut self) -> Vec<usize> {
+        let mut m: Vec<usize> = self
+            .recvs
+            .iter_mut()
+            .filter_map(|(src, r)| (!test(r)).then_some(*src))
+            .collect();
+        let peers: Vec<usize> = self.recvs.iter().map(|(p, _)| *p).collect();
+        for (r, p) in self.sends.iter_mut().zip(peers) {
+            if !test(r) && !m.contains(&p) {
+                m.push(p);
+            }
         }
+        m.sort_unstable();
+        m
+    }
+
+    /// Every process's words in rank order, once [`done`](Self::done).
+    pub(super) fn into_all(mut self) -> Vec<u64> {
+        std::mem::take(&mut self.all)
     }
 }
 
-impl Drop for Gathering {
+impl Drop for Exchanging {
     fn drop(&mut self) {
-        if !test(&mut self.req) {
-            // Still pending (a timeout): MPI may write `all` later, so leak both buffers.
-            std::mem::forget(std::mem::take(&mut self.mine));
+        if !self.done() {
+            // Still pending (a timeout): MPI may write `all` later, so leak it.
             std::mem::forget(std::mem::take(&mut self.all));
         }
     }

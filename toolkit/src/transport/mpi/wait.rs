@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::machines::named;
 use super::raw::abort_job;
 
 /// Backs off while nothing progresses: spin, then yield, then short sleeps (many ranks
@@ -42,21 +43,29 @@ pub(super) struct Stage<'a> {
     pub deadline: Instant,
     /// The MPI tag its messages carry.
     pub tag: i32,
+    /// Every rank's host, for messages.
+    pub hosts: &'a [String],
 }
 
 impl Stage<'_> {
     /// Every rank is inside this call (the descriptors matched), so a data stage that
-    /// does not finish means a process is gone or stuck: end the job rather than hang.
-    pub(super) fn check_deadline(&self) {
+    /// does not finish means a process is gone or stuck: end the job rather than hang,
+    /// naming the peers `waiting_for` says have not finished their part.
+    pub(super) fn check_deadline(&self, waiting_for: impl FnOnce() -> Vec<usize>) {
         if Instant::now() >= self.deadline {
+            let mut peers = waiting_for();
+            peers.sort_unstable();
+            peers.dedup();
             abort_job(
                 &format!(
-                    "fogkit: rank {} timed out after {:?} moving data in {} (call #{}); \
-                     ending the MPI job",
+                    "fogkit: rank {} on {} timed out after {:?} moving data in {} (call #{}), \
+                     waiting for {}; ending the MPI job",
                     self.me,
+                    self.hosts.get(self.me).map_or("this host", String::as_str),
                     self.start.elapsed(),
                     self.what,
-                    self.call
+                    self.call,
+                    named(&peers, self.hosts)
                 ),
                 1,
             );

@@ -1,0 +1,198 @@
+//! fogkit across hosts: network namespaces on a bridge (`fogkit_tests::hosts`), MPI over
+//! TCP between them. Every collective bit for bit against in-process ranks, the ranks'
+//! places as laid out, the hierarchical op against its dense definition, training to the
+//! same parameters, and a host cut off mid-run: the job ends, names the host, and leaves
+//! no process behind. Needs root (the CI machine is); elsewhere these tests say so and
+//! pass without running, unless FOGKIT_REQUIRE_HOSTS=1.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fogkit::Config;
+use fogkit_tests::hosts::{self, Hosts};
+use fogkit_tests::process::{run, Out};
+use fogkit_tests::scenario_line;
+
+const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
+const COLLECTIVES: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
+const LAYOUT: &str = env!("CARGO_BIN_EXE_fogkit-layout");
+const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+
+/// Test hosts, or `None` (after saying why) where this machine cannot make them.
+fn hosts(n: usize) -> Option<Hosts> {
+    if let Err(why) = hosts::available() {
+        if std::env::var("FOGKIT_REQUIRE_HOSTS").as_deref() == Ok("1") {
+            panic!("{why}");
+        }
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(Hosts::create(n).unwrap_or_else(|e| panic!("cannot create {n} test hosts: {e}")))
+}
+
+/// `fogrun -np np` over `h` with `slots` ranks per host.
+fn fogrun_on(h: &Hosts, slots: usize, program: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let np = (h.len() * slots).to_string();
+    let opts = h.fogrun_args(slots).expect("hostfile");
+    let mut a: Vec<&str> = vec!["-np", &np];
+    a.extend(opts.iter().map(String::as_str));
+    a.push(program);
+    a.extend_from_slice(args);
+    run(FOGRUN, &a, env, 240)
+}
+
+fn sorted_lines(s: &str, prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Everything a job over `hosts x slots` must equal: collectives, layout, training.
+fn same_as_in_process(n_hosts: usize, slots: usize) {
+    let Some(h) = hosts(n_hosts) else { return };
+    let n = n_hosts * slots;
+    let what = format!("{n_hosts} hosts x {slots}");
+
+    let o = fogrun_on(&h, slots, COLLECTIVES, &[&n.to_string()], &[]);
+    assert_eq!(o.code, 0, "{what}: {}", o.stderr);
+    let cfg = Config::default().local_size(slots);
+    let mut want = fogkit::run_with(cfg, n, scenario_line)
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    want.sort();
+    assert_eq!(sorted_lines(&o.stdout, "rank "), want, "{what}");
+
+    let o = fogrun_on(&h, slots, LAYOUT, &[], &[]);
+    assert_eq!(o.code, 0, "{what}: {}", o.stderr);
+    let want: Vec<String> = (0..n)
+        .map(|r| {
+            format!(
+                "rank {r} on {}: local {} of {slots}, machine {} of {n_hosts}; hierarchical ok",
+                h.hostname(r / slots),
+                r % slots,
+                r / slots
+            )
+        })
+        .collect();
+    assert_eq!(sorted_lines(&o.stdout, "rank "), want, "{what}");
+
+    let args = [
+        "--model", "mlp", "--data", "mnist", "--steps", "4", "--batch", "16", "--epochs", "1",
+    ];
+    let n_s = n.to_string();
+    let local = run(TRAIN, &args, &[("FOGKIT_RANKS", &n_s)], 240);
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    let over = fogrun_on(&h, slots, TRAIN, &args, &[]);
+    assert_eq!(over.code, 0, "{what}: {}", over.stderr);
+    let sums = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("parameter sums by rank"))
+            .map(str::to_string)
+    };
+    assert!(sums(&local.stdout).is_some(), "{}", local.stdout);
+    assert_eq!(sums(&over.stdout), sums(&local.stdout), "{what}");
+    drop(h);
+}
+
+#[test]
+fn two_hosts_of_two_ranks_equal_in_process_ranks_bit_for_bit() {
+    same_as_in_process(2, 2);
+}
+
+#[test]
+fn four_hosts_of_one_rank_equal_in_process_ranks_bit_for_bit() {
+    same_as_in_process(4, 1);
+}
+
+#[test]
+fn a_host_cut_off_mid_run_ends_the_job_naming_it_and_leaves_nothing_behind() {
+    let Some(h) = hosts(2) else { return };
+    let deadline = 5;
+    let opts = h.fogrun_args(2).expect("hostfile");
+    let mut child = Command::new(FOGRUN)
+        .args(["-np", "4"])
+        .args(&opts)
+        .args([LAYOUT, "--loop"])
+        .env("FOGKIT_TIMEOUT", deadline.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fogrun");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut se = child.stderr.take().expect("stderr");
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut se, &mut s);
+        s
+    });
+    // Wait until every rank is looping, then cut host 1 off.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut looping = 0;
+    while looping < 4 {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(l) if l.ends_with("looping") => looping += 1,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                panic!("the ranks did not start looping: {e}");
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    h.cut(1).expect("cut host 1");
+    let cut = Instant::now();
+    let limit = Duration::from_secs(deadline + 15);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if cut.elapsed() > limit + Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = h.restore(1);
+            panic!(
+                "the job was still running {:?} after the cut",
+                cut.elapsed()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let ended = cut.elapsed();
+    h.restore(1).expect("restore host 1");
+    let stderr = errors.join().unwrap_or_default();
+    assert!(
+        ended <= limit,
+        "the job ended {ended:?} after the cut: {stderr}"
+    );
+    assert!(!status.success(), "a lost host must fail the job: {stderr}");
+    assert!(
+        stderr.contains(&h.hostname(1)) && stderr.contains(h.addr(1)),
+        "the message names the lost host ({} at {}): {stderr}",
+        h.hostname(1),
+        h.addr(1)
+    );
+    // With the link back, nothing of the job may be left on any host.
+    let gone = Instant::now();
+    loop {
+        let left: Vec<(u32, String)> = (0..h.len()).flat_map(|i| h.processes(i)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            gone.elapsed() < Duration::from_secs(30),
+            "processes left on the hosts 30 s after the link came back: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
