@@ -5,13 +5,11 @@
 //! no process behind. Needs root (the CI machine is); elsewhere these tests say so and
 //! pass without running, unless FOGKIT_REQUIRE_HOSTS=1.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fogkit::Config;
 use fogkit_tests::hosts::{self, Hosts};
-use fogkit_tests::process::{run, Out};
+use fogkit_tests::process::{run, start_until, Out};
 use fogkit_tests::scenario_line;
 
 const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
@@ -115,73 +113,43 @@ fn a_host_cut_off_mid_run_ends_the_job_naming_it_and_leaves_nothing_behind() {
     let Some(h) = hosts(2) else { return };
     let deadline = 5;
     let opts = h.fogrun_args(2).expect("hostfile");
-    let mut child = Command::new(FOGRUN)
-        .args(["-np", "4"])
-        .args(&opts)
-        .args([LAYOUT, "--loop"])
-        .env("FOGKIT_TIMEOUT", deadline.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("fogrun");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut se = child.stderr.take().expect("stderr");
-    let errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut se, &mut s);
-        s
-    });
-    // Wait until every rank is looping, then cut host 1 off.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut looping = 0;
-    while looping < 4 {
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(l) if l.ends_with("looping") => looping += 1,
-            Ok(_) => {}
-            Err(e) => {
-                let _ = child.kill();
-                panic!("the ranks did not start looping: {e}");
-            }
-        }
-    }
+    let mut args: Vec<&str> = vec!["-np", "4"];
+    args.extend(opts.iter().map(String::as_str));
+    args.extend([LAYOUT, "--loop"]);
+    let d = deadline.to_string();
+    let job = start_until(FOGRUN, &args, &[("FOGKIT_TIMEOUT", &d)], "looping", 4, 120);
     std::thread::sleep(Duration::from_millis(500));
     h.cut(1).expect("cut host 1");
-    let cut = Instant::now();
-    let limit = Duration::from_secs(deadline + 15);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
+    let limit = deadline + 15;
+    let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.end_within(limit)));
+    // The cut host's ranks cannot hear from mpirun: they must end on their own deadline.
+    let t = Instant::now();
+    let ranks_left = loop {
+        let left: Vec<(u32, String)> = h
+            .processes(1)
+            .into_iter()
+            .filter(|(_, c)| c.contains(LAYOUT))
+            .collect();
+        if left.is_empty() || t.elapsed() > Duration::from_secs(deadline + 10) {
+            break left;
         }
-        if cut.elapsed() > limit + Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = h.restore(1);
-            panic!(
-                "the job was still running {:?} after the cut",
-                cut.elapsed()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(200));
     };
-    let ended = cut.elapsed();
     h.restore(1).expect("restore host 1");
-    let stderr = errors.join().unwrap_or_default();
     assert!(
-        ended <= limit,
-        "the job ended {ended:?} after the cut: {stderr}"
+        ranks_left.is_empty(),
+        "ranks still running on the cut-off host: {ranks_left:?}"
     );
-    assert!(!status.success(), "a lost host must fail the job: {stderr}");
+    let (code, took, stderr) =
+        ended.unwrap_or_else(|_| panic!("the job outlived the cut by {limit} s"));
+    assert_ne!(code, 0, "a lost host must fail the job: {stderr}");
     assert!(
         stderr.contains(&h.hostname(1)) && stderr.contains(h.addr(1)),
         "the message names the lost host ({} at {}): {stderr}",
         h.hostname(1),
         h.addr(1)
     );
+    eprintln!("the job ended {took:?} after the cut");
     // With the link back, nothing of the job may be left on any host.
     let gone = Instant::now();
     loop {

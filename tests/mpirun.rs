@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use fogkit::Config;
-use fogkit_tests::process::{run, Out};
+use fogkit_tests::process::{mpi_rank_process, processes_running, run, start_until, Out};
 use fogkit_tests::scenario_line;
 
 const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
@@ -17,6 +17,7 @@ const PUSH_SUM: &str = env!("CARGO_BIN_EXE_push_sum");
 const BIAS: &str = env!("CARGO_BIN_EXE_bias");
 const README: &str = env!("CARGO_BIN_EXE_fogkit-readme");
 const TIMELINE: &str = env!("CARGO_BIN_EXE_fogkit-timeline");
+const LAYOUT: &str = env!("CARGO_BIN_EXE_fogkit-layout");
 
 fn fogrun(np: usize, program: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
     let np = np.to_string();
@@ -221,6 +222,34 @@ fn a_rank_that_never_joins_times_out_instead_of_hanging() {
 }
 
 #[test]
+fn a_frozen_rank_is_named_and_the_job_ends_with_nothing_left() {
+    // SIGSTOP: the process lives on but never answers, as on a hung machine.
+    let args = ["-np", "4", "--allow-run-as-root", LAYOUT, "--loop"];
+    let job = start_until(FOGRUN, &args, &[("FOGKIT_TIMEOUT", "5")], "looping", 4, 120);
+    let frozen = mpi_rank_process(LAYOUT, 2).expect("rank 2's process");
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &frozen.to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    let (code, took, stderr) = job.end_within(20);
+    assert_ne!(code, 0, "{stderr}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let named = format!("rank 2 on {}", host.trim());
+    assert!(stderr.contains(&named), "expected {named:?} in: {stderr}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let t = std::time::Instant::now();
+    while !processes_running(LAYOUT).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "left behind: {:?}",
+            processes_running(LAYOUT)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn run_with_the_wrong_number_of_processes_says_so() {
     let o = fogrun(2, COLLECTIVES, &["3"], &[], 60);
     assert_ne!(o.code, 0);
@@ -280,6 +309,64 @@ fn fogrun_reports_what_is_missing() {
     assert_eq!(o.code, 2);
     assert!(
         o.stderr.contains("positive number of processes"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn fogrun_helps_prints_what_it_runs_and_forwards_the_environment() {
+    let o = run(FOGRUN, &["--help"], &[], 30);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for option in [
+        "-np",
+        "--hostfile",
+        "-H",
+        "--network-interface",
+        "--mca",
+        "--verbose",
+        "--version",
+    ] {
+        assert!(
+            o.stdout.contains(option),
+            "--help lacks {option}: {}",
+            o.stdout
+        );
+    }
+    let o = run(FOGRUN, &["--version"], &[], 30);
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stdout.starts_with("fogrun (fogkit) ") && o.stdout.contains("Open MPI"),
+        "{}",
+        o.stdout
+    );
+    // As the README writes it: no --allow-run-as-root, even as root; --verbose shows the
+    // mpirun command first, with placement by slot and every FOGKIT_* variable forwarded.
+    let o = run(
+        FOGRUN,
+        &["-np", "2", "--verbose", COLLECTIVES, "2"],
+        &[("FOGKIT_DATA", "/nonexistent/data"), ("FOGKIT_QUIET", "1")],
+        120,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let command = o
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("fogrun: mpirun "))
+        .unwrap_or("");
+    for part in [
+        "--map-by slot --bind-to none",
+        "-x FOGKIT_DATA",
+        "-x FOGKIT_QUIET",
+    ] {
+        assert!(command.contains(part), "{part:?} missing from {command:?}");
+    }
+    assert_eq!(sorted_lines(&o.stdout), expected_digests(2, None));
+    // A program that does not link MPI would run alone N times: refused, saying why.
+    let o = run(FOGRUN, &["-np", "2", "/bin/true"], &[], 30);
+    assert_eq!(o.code, 127);
+    assert!(
+        o.stderr.contains("does not link the MPI library") && o.stderr.contains("`mpi` feature"),
         "{}",
         o.stderr
     );

@@ -60,3 +60,115 @@ pub fn run(cmd: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
         took: start.elapsed(),
     }
 }
+
+/// A program left running once it has printed what a test waits for.
+pub struct Running {
+    child: std::process::Child,
+    errors: std::thread::JoinHandle<String>,
+}
+
+/// Starts `cmd` and returns once `count` lines of its standard output end with `marker`
+/// (within `secs` seconds, else the test fails and the program is killed).
+pub fn start_until(
+    cmd: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    marker: &str,
+    count: usize,
+    secs: u64,
+) -> Running {
+    use std::io::BufRead;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {cmd}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let mut se = child.stderr.take().expect("stderr");
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let start = Instant::now();
+    let mut seen = 0;
+    while seen < count {
+        let left = Duration::from_secs(secs).saturating_sub(start.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.ends_with(marker) => seen += 1,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let err = errors.join().unwrap_or_default();
+                panic!("{cmd} {args:?}: {seen} of {count} lines ending {marker:?} ({e}): {err}");
+            }
+        }
+    }
+    Running { child, errors }
+}
+
+impl Running {
+    /// Waits for the program to end, at most `secs` seconds (else kills it and fails the
+    /// test); returns its exit code, how long it took from this call, and its stderr.
+    pub fn end_within(mut self, secs: u64) -> (i32, Duration, String) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let err = self.errors.join().unwrap_or_default();
+                panic!("still running {secs} s later: {err}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let took = start.elapsed();
+        (
+            status.code().unwrap_or(-1),
+            took,
+            self.errors.join().unwrap_or_default(),
+        )
+    }
+}
+
+/// The processes (pid, command line) whose command line contains `needle`.
+pub fn processes_running(needle: &str) -> Vec<(u32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| p != me)
+        .filter_map(|p| {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(needle).then_some((p, cmd))
+        })
+        .collect()
+}
+
+/// The process of MPI rank `rank` among those running `program`.
+pub fn mpi_rank_process(program: &str, rank: usize) -> Option<u32> {
+    processes_running(program).into_iter().find_map(|(p, _)| {
+        let env = std::fs::read(format!("/proc/{p}/environ")).ok()?;
+        let want = format!("OMPI_COMM_WORLD_RANK={rank}");
+        env.split(|&b| b == 0)
+            .any(|v| v == want.as_bytes())
+            .then_some(p)
+    })
+}

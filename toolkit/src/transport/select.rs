@@ -18,9 +18,12 @@ pub fn launched_by_mpirun() -> bool {
 /// The number of processes `mpirun` started, when known: lets one program run with
 /// `fogkit::run(fogkit::launched_size().unwrap_or(8), ...)` both ways.
 pub fn launched_size() -> Option<usize> {
+    let var = |v: &str| std::env::var(v).ok()?.trim().parse().ok();
     ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
         .iter()
-        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+        .find_map(|v| var(v))
+        // `srun --mpi=pmix` sets PMIX_RANK and Slurm's task count, not a PMI size.
+        .or_else(|| std::env::var_os("PMIX_RANK").and_then(|_| var("SLURM_NTASKS")))
 }
 
 /// What a job asks of its transport.

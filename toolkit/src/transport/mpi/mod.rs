@@ -67,12 +67,12 @@ impl MpiTransport {
     /// `local_size` regroups ranks into emulated machines (for tests on one host);
     /// otherwise machines are the hosts, found with `MPI_Comm_split_type(SHARED)`.
     pub fn new(timeout: Duration, local_size: Option<usize>) -> Result<MpiTransport> {
-        watchdog::allow(timeout);
+        let limit = watchdog::allow(timeout);
         // Start-up's calls block inside MPI: a process that never joins must not keep
         // this one forever.
-        let _deadline = Watchdog::arm(timeout, 1, move || {
+        let _deadline = Watchdog::arm(limit, 1, move || {
             format!(
-                "fogkit: rank {}: MPI start-up did not finish within {timeout:?}: some \
+                "fogkit: rank {}: MPI start-up timed out after {limit:?}: some \
                  process did not join (a host that cannot be reached, or a network \
                  interface that does not connect the hosts: see fogrun \
                  --network-interface); ending this process",

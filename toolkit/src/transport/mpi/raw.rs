@@ -429,9 +429,17 @@ pub(super) struct Exchanging {
 impl Exchanging {
     /// Whether every send and receive has completed.
     pub(super) fn done(&mut self) -> bool {
-        // Test every request each round: progress on one must not wait for another.
-        let sent = self.sends.iter_mut().fold(true, |ok, r| test(r) && ok);
-        self.recvs.iter_mut().fold(sent, |ok, (_, r)| test(r) && ok)
+        // Test every request each round (no short circuit): progress on one must not
+        // wait for another.
+        let mut pending = 0;
+        for r in self
+            .sends
+            .iter_mut()
+            .chain(self.recvs.iter_mut().map(|(_, r)| r))
+        {
+            pending += usize::from(!test(r));
+        }
+        pending == 0
     }
 
     /// The processes whose words have not arrived (or that have not taken ours).

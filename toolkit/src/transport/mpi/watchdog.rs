@@ -15,13 +15,19 @@ extern "C" {
     fn _exit(code: c_int) -> !;
 }
 
+/// Start-up and finalize wait at least this long, whatever the call timeout: starting
+/// processes can take seconds on a loaded machine.
+pub(super) const AT_LEAST: Duration = Duration::from_secs(30);
+
 /// The longest a start-up or finalize may take: the transport's call timeout (the
-/// largest any endpoint was created with), 120 s until one is.
+/// largest any endpoint was created with) or [`AT_LEAST`], 120 s until one is created.
 static LIMIT_MS: AtomicU64 = AtomicU64::new(120_000);
 
-/// Raises the start-up and finalize limit to at least `t`.
-pub(super) fn allow(t: Duration) {
-    LIMIT_MS.fetch_max(t.as_millis() as u64, Ordering::Relaxed);
+/// Sets the start-up and finalize limit from a call timeout `t`; returns it.
+pub(super) fn allow(t: Duration) -> Duration {
+    let t = t.max(AT_LEAST);
+    LIMIT_MS.store(t.as_millis() as u64, Ordering::Relaxed);
+    t
 }
 
 /// The current limit.
