@@ -16,10 +16,10 @@ step "toolchain"
 cargo --version
 rustc --version
 
-step "system packages (Open MPI for the MPI transport, Chromium for notebook pictures, Fashion-MNIST)"
+step "system packages (Open MPI for the MPI transport, iproute2 for the test hosts, Chromium for notebook pictures, Fashion-MNIST)"
 # Installed only when missing, so a second run does nothing here.
 need=()
-for pkg in openmpi-bin libopenmpi-dev libclang-dev clang chromium dataset-fashion-mnist; do
+for pkg in openmpi-bin libopenmpi-dev libclang-dev clang iproute2 chromium dataset-fashion-mnist; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -29,9 +29,11 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
 mpirun --version | head -1
-# Open MPI refuses root unless told; CI containers run as root.
+# Open MPI refuses root unless told; CI containers run as root. As root the several-hosts
+# tests (network namespaces) must run, not skip.
 if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    export FOGKIT_REQUIRE_HOSTS=1
 fi
 
 step "notebook toolchain (Jupyter, the evcxr kernel, mdBook and mdbook-katex)"
