@@ -3,9 +3,11 @@
 //! error or panics (nbconvert alone passes a panicking cell), or on a figure without its
 //! picture when Chromium is installed. The committed notebooks must carry their outputs.
 //!
-//! Needs `jupyter` and the `rust` kernel (`tests/run-all.sh` installs both). Without them
-//! the tests say so and pass, unless `CI` or `FOGKIT_REQUIRE_NOTEBOOKS` is set: then a
-//! missing tool is a failure, so CI cannot pass by skipping.
+//! The notebooks run on the "Rust (fogkit)" kernel, installed for this checkout before the
+//! first one runs (`notebooks/kernel/install.sh`). Needs `jupyter` and `evcxr_jupyter`
+//! (`notebooks/setup.sh` installs both). Without them the tests say so and pass, unless
+//! `CI` or `FOGKIT_REQUIRE_NOTEBOOKS` is set: then a missing tool is a failure, so CI cannot
+//! pass by skipping.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,8 +29,29 @@ fn required() -> bool {
         || std::env::var_os("FOGKIT_REQUIRE_NOTEBOOKS").is_some_and(|v| v == "1")
 }
 
-/// `None` when Jupyter and the rust kernel are present, else what is missing.
+/// Installs the fogkit kernel for this checkout (once per test process); what went wrong.
+fn install_kernel() -> Option<String> {
+    static INSTALLED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let script = notebooks_dir().join("kernel/install.sh");
+            match Command::new(&script).output() {
+                Err(e) => Some(format!("{} could not run ({e})", script.display())),
+                Ok(o) if !o.status.success() => Some(format!(
+                    "installing the fogkit kernel failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )),
+                Ok(_) => None,
+            }
+        })
+        .clone()
+}
+
+/// `None` when Jupyter and the fogkit kernel are present, else what is missing.
 fn missing_tools() -> Option<String> {
+    if let Some(why) = install_kernel() {
+        return Some(why);
+    }
     let out = Command::new("jupyter")
         .args(["kernelspec", "list", "--json"])
         .output();
@@ -40,10 +63,13 @@ fn missing_tools() -> Option<String> {
         )),
         Ok(o) => {
             let specs: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
-            if specs["kernelspecs"]["rust"].is_object() {
+            if specs["kernelspecs"]["fogkit"].is_object() {
                 None
             } else {
-                Some("the Jupyter kernel `rust` (evcxr_jupyter --install) is not installed".into())
+                Some(
+                    "the Jupyter kernel `fogkit` (notebooks/kernel/install.sh) is not installed"
+                        .into(),
+                )
             }
         }
     }
@@ -152,8 +178,18 @@ fn execute(name: &str) {
     let input = dir.join(name);
     assert!(input.is_file(), "{} is missing", input.display());
 
-    // The committed notebook carries its outputs, and they are clean.
+    // The committed notebook carries its outputs, and they are clean; it names the fogkit
+    // kernel and loads nothing itself.
     let committed = read_notebook(&input);
+    assert_eq!(
+        committed["metadata"]["kernelspec"]["name"], "fogkit",
+        "{name} must run on the Rust (fogkit) kernel"
+    );
+    let cells = committed["cells"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !cells.iter().any(|c| source(c).contains(":dep fogkit")),
+        "{name} loads fogkit itself; the fogkit kernel has already"
+    );
     let stale = problems(&committed, true);
     assert!(
         stale.is_empty(),
@@ -184,7 +220,7 @@ fn execute(name: &str) {
             "--to",
             "notebook",
             "--execute",
-            "--ExecutePreprocessor.kernel_name=rust",
+            "--ExecutePreprocessor.kernel_name=fogkit",
             "--ExecutePreprocessor.timeout=2400",
             "--output-dir",
         ])

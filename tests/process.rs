@@ -17,19 +17,25 @@ pub struct Out {
     pub took: Duration,
 }
 
-/// Runs `cmd` with `FOGKIT_TIMEOUT=30` and `env`, killing it after `secs` seconds (the
-/// test then fails, naming it).
-pub fn run(cmd: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
-    let start = Instant::now();
-    let mut child = Command::new(cmd)
+/// Starts `cmd` with `env`, no input and its output piped (the test fails if it cannot).
+fn spawn(cmd: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    Command::new(cmd)
         .args(args)
-        .env("FOGKIT_TIMEOUT", "30")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("could not start {cmd}: {e}"));
+        .unwrap_or_else(|e| panic!("could not start {cmd}: {e}"))
+}
+
+/// Runs `cmd` with `FOGKIT_TIMEOUT=30` and `env`, killing it after `secs` seconds (the
+/// test then fails, naming it).
+pub fn run(cmd: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
+    let start = Instant::now();
+    let mut timeout = vec![("FOGKIT_TIMEOUT", "30")];
+    timeout.extend_from_slice(env);
+    let mut child = spawn(cmd, args, &timeout);
     let mut so = child.stdout.take().expect("stdout");
     let mut se = child.stderr.take().expect("stderr");
     let t1 = std::thread::spawn(move || {
@@ -78,14 +84,7 @@ pub fn start_until(
     secs: u64,
 ) -> Running {
     use std::io::BufRead;
-    let mut child = Command::new(cmd)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not start {cmd}: {e}"));
+    let mut child = spawn(cmd, args, env);
     let stdout = child.stdout.take().expect("stdout");
     let mut se = child.stderr.take().expect("stderr");
     let errors = std::thread::spawn(move || {

@@ -18,16 +18,8 @@ rustc --version
 
 step "system packages (Open MPI for the MPI transport, iproute2 for the test hosts, Chromium for notebook pictures, Fashion-MNIST)"
 # Installed only when missing, so a second run does nothing here.
-need=()
-for pkg in openmpi-bin libopenmpi-dev libclang-dev clang iproute2 chromium dataset-fashion-mnist; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
-fi
+./tests/apt-install.sh openmpi-bin libopenmpi-dev libclang-dev clang iproute2 chromium \
+    dataset-fashion-mnist
 mpirun --version | head -1
 # Open MPI refuses root unless told; CI containers run as root. As root the several-hosts
 # tests (network namespaces) must run, not skip.
@@ -36,24 +28,12 @@ if [ "$(id -u)" -eq 0 ]; then
     export FOGKIT_REQUIRE_HOSTS=1
 fi
 
-step "notebook toolchain (Jupyter, the evcxr kernel, mdBook and mdbook-katex)"
-# Each piece only when missing.
-if ! python3 -c "import nbconvert, nbclient, jupyter_client, ipykernel" 2>/dev/null \
-    || ! command -v jupyter >/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check jupyter nbconvert nbclient
-    command -v pyenv >/dev/null && pyenv rehash
-fi
-jupyter --version | grep -E "nbconvert|nbclient" | tr -s ' '
-sysroot="$(rustc --print sysroot)"
-[ -d "$sysroot/lib/rustlib/src/rust/library" ] || rustup component add rust-src
-if ! command -v evcxr_jupyter >/dev/null; then
-    # 0.22.0 with its own lock file: about 5 minutes, once.
-    cargo install evcxr_jupyter --locked --version 0.22.0
-fi
-if ! jupyter kernelspec list --json | python3 -c \
-    "import json,sys; sys.exit(0 if 'rust' in json.load(sys.stdin)['kernelspecs'] else 1)"; then
-    evcxr_jupyter --install
-fi
+step "notebook toolchain (Jupyter in a venv, the evcxr and fogkit kernels: notebooks/setup.sh)"
+# The course's own set-up, without its cache warm-up (the notebook tests warm the cache).
+./notebooks/setup.sh --no-warm
+export PATH="${FOGKIT_VENV:-$HOME/.local/share/fogkit/venv}/bin:$PATH"
+
+step "the book's tools (mdBook and mdbook-katex)"
 if ! command -v mdbook >/dev/null; then
     cargo install mdbook --locked --version 0.5.4
 fi

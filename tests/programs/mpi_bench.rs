@@ -233,35 +233,10 @@ fn main() {
             };
             let x: Vec<f32> = (0..len).map(|i| (i % 977) as f32 + me as f32).collect();
             let mut out = vec![0.0f32; len];
-            let mut bufs: Vec<Vec<f32>> = ins.iter().map(|_| vec![0.0f32; len]).collect();
+            let mut bufs = buffers(&ins, len);
 
-            let raw = median(bf, reps, || {
-                mpi::request::scope(|scope| {
-                    let mut reqs = Vec::new();
-                    for (b, &s) in bufs.iter_mut().zip(&ins) {
-                        reqs.push(
-                            world
-                                .process_at_rank(s as i32)
-                                .immediate_receive_into(scope, &mut b[..]),
-                        );
-                    }
-                    let sends: Vec<_> = outs
-                        .iter()
-                        .map(|&d| {
-                            world
-                                .process_at_rank(d as i32)
-                                .immediate_send(scope, &x[..])
-                        })
-                        .collect();
-                    for r in reqs {
-                        r.wait();
-                    }
-                    for s in sends {
-                        s.wait();
-                    }
-                });
-                Ok(())
-            })?;
+            let sends: Vec<(usize, &[f32])> = outs.iter().map(|&d| (d, &x[..])).collect();
+            let raw = median(bf, reps, || exchange(&world, &sends, &mut bufs))?;
             let nar = median(bf, reps, || bf.neighbor_allreduce_into(&x, &mut out))?;
             let mut k = 0;
             let one_peer = median(bf, reps, || {
