@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use fogkit::Config;
 use fogkit_tests::hosts::{self, Hosts};
-use fogkit_tests::process::{run, start_until, Out};
+use fogkit_tests::process::{parameter_sums, run, sorted_lines, start_until, Out};
 use fogkit_tests::scenario_line;
 
 const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
@@ -38,16 +38,6 @@ fn fogrun_on(h: &Hosts, slots: usize, program: &str, args: &[&str], env: &[(&str
     a.push(program);
     a.extend_from_slice(args);
     run(FOGRUN, &a, env, 240)
-}
-
-fn sorted_lines(s: &str, prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = s
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .map(String::from)
-        .collect();
-    v.sort();
-    v
 }
 
 /// Everything a job over `hosts x slots` must equal: collectives, layout, training.
@@ -88,11 +78,7 @@ fn same_as_in_process(n_hosts: usize, slots: usize) {
     assert_eq!(local.code, 0, "{}", local.stderr);
     let over = fogrun_on(&h, slots, TRAIN, &args, &[]);
     assert_eq!(over.code, 0, "{what}: {}", over.stderr);
-    let sums = |s: &str| {
-        s.lines()
-            .find(|l| l.starts_with("parameter sums by rank"))
-            .map(str::to_string)
-    };
+    let sums = parameter_sums;
     assert!(sums(&local.stdout).is_some(), "{}", local.stdout);
     assert_eq!(sums(&over.stdout), sums(&local.stdout), "{what}");
     drop(h);

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use fogkit::Config;
-use fogkit_tests::process::{mpi_rank_process, processes_running, run, start_until, Out};
+use fogkit_tests::process::{
+    mpi_rank_process, parameter_sums, processes_running, run, sorted_lines, start_until, Out,
+};
 use fogkit_tests::scenario_line;
 
 const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
@@ -37,16 +39,6 @@ fn expected_digests(n: usize, local_size: Option<usize>) -> Vec<String> {
         .unwrap()
 }
 
-fn sorted_lines(s: &str) -> Vec<String> {
-    let mut v: Vec<String> = s
-        .lines()
-        .filter(|l| l.starts_with("rank "))
-        .map(String::from)
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn every_collective_is_bit_identical_under_mpirun() {
     for np in [1usize, 2, 3, 4, 5, 8] {
@@ -54,7 +46,7 @@ fn every_collective_is_bit_identical_under_mpirun() {
         assert_eq!(o.code, 0, "np={np}\n{}\n{}", o.stdout, o.stderr);
         let mut want = expected_digests(np, None);
         want.sort();
-        assert_eq!(sorted_lines(&o.stdout), want, "np={np}");
+        assert_eq!(sorted_lines(&o.stdout, "rank "), want, "np={np}");
     }
 }
 
@@ -66,7 +58,7 @@ fn both_mpi_data_paths_are_bit_identical() {
     want.sort();
     let o = fogrun(np, COLLECTIVES, &["5"], &[], 240);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert_eq!(sorted_lines(&o.stdout), want);
+    assert_eq!(sorted_lines(&o.stdout, "rank "), want);
     let in_place = o
         .stderr
         .contains("transport: mpi (neighbours read in place)");
@@ -77,7 +69,7 @@ fn both_mpi_data_paths_are_bit_identical() {
         "{}",
         o.stderr
     );
-    assert_eq!(sorted_lines(&o.stdout), want);
+    assert_eq!(sorted_lines(&o.stdout, "rank "), want);
     // This project's machines allow cross-memory attach; say so if one does not.
     assert!(
         in_place || std::env::var_os("FOGKIT_ALLOW_NO_CMA").is_some(),
@@ -99,7 +91,11 @@ fn machines_emulated_on_one_host_are_bit_identical_too() {
         assert_eq!(o.code, 0, "np={np}\n{}", o.stderr);
         let mut want = expected_digests(np, Some(ls));
         want.sort();
-        assert_eq!(sorted_lines(&o.stdout), want, "np={np} local_size={ls}");
+        assert_eq!(
+            sorted_lines(&o.stdout, "rank "),
+            want,
+            "np={np} local_size={ls}"
+        );
     }
 }
 
@@ -113,11 +109,7 @@ fn training_lenet_with_decentlam_gives_the_same_bits_on_both_transports() {
     assert_eq!(local.code, 0, "{}", local.stderr);
     let mpi = fogrun(2, TRAIN, &args, &[], 240);
     assert_eq!(mpi.code, 0, "{}", mpi.stderr);
-    let sums = |s: &str| {
-        s.lines()
-            .find(|l| l.starts_with("parameter sums by rank"))
-            .map(str::to_string)
-    };
+    let sums = parameter_sums;
     assert!(sums(&local.stdout).is_some(), "{}", local.stdout);
     assert_eq!(sums(&local.stdout), sums(&mpi.stdout));
     let epochs = |s: &str| {
@@ -361,7 +353,7 @@ fn fogrun_helps_prints_what_it_runs_and_forwards_the_environment() {
     ] {
         assert!(command.contains(part), "{part:?} missing from {command:?}");
     }
-    assert_eq!(sorted_lines(&o.stdout), expected_digests(2, None));
+    assert_eq!(sorted_lines(&o.stdout, "rank "), expected_digests(2, None));
     // A program that does not link MPI would run alone N times: refused, saying why.
     let o = run(FOGRUN, &["-np", "2", "/bin/true"], &[], 30);
     assert_eq!(o.code, 127);
@@ -394,8 +386,16 @@ fn the_readme_example_prints_the_same_answer_under_mpirun() {
     assert_eq!(here.code, 0, "{}", here.stderr);
     let there = fogrun(8, README, &[], &[], 300);
     assert_eq!(there.code, 0, "{}", there.stderr);
-    assert_eq!(sorted_lines(&there.stdout), sorted_lines(&here.stdout));
-    assert_eq!(sorted_lines(&here.stdout).len(), 8, "{}", here.stdout);
+    assert_eq!(
+        sorted_lines(&there.stdout, "rank "),
+        sorted_lines(&here.stdout, "rank ")
+    );
+    assert_eq!(
+        sorted_lines(&here.stdout, "rank ").len(),
+        8,
+        "{}",
+        here.stdout
+    );
 }
 
 #[test]
@@ -405,7 +405,7 @@ fn four_mpi_ranks_write_four_timelines_with_overlapping_transfer_and_compute() {
     let p = prefix.to_string_lossy().into_owned();
     let o = fogrun(4, TIMELINE, &[], &[("FOGKIT_TIMELINE", p.as_str())], 120);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert_eq!(sorted_lines(&o.stdout).len(), 4, "{}", o.stdout);
+    assert_eq!(sorted_lines(&o.stdout, "rank ").len(), 4, "{}", o.stdout);
     fogkit_tests::check_timeline(&prefix, 4);
     let _ = std::fs::remove_dir_all(&dir);
 }

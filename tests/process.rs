@@ -171,3 +171,21 @@ pub fn mpi_rank_process(program: &str, rank: usize) -> Option<u32> {
             .then_some(p)
     })
 }
+
+/// The lines of `out` that start with `prefix`, sorted (ranks print in any order).
+pub fn sorted_lines(out: &str, prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = out
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+/// The `train` example's digest line ("parameter sums by rank: ..."), if it printed one.
+pub fn parameter_sums(out: &str) -> Option<String> {
+    out.lines()
+        .find(|l| l.starts_with("parameter sums by rank"))
+        .map(str::to_string)
+}
