@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Executes the chapter notebooks in place (their committed outputs) and writes their
 # figures as PNGs into tutorials/src/figures (the course book's pictures).
-# Usage: notebooks/execute.sh [ch02_average_consensus.ipynb ...]   (default: all chapters)
-# Needs Jupyter, the evcxr kernel and Chromium: notebooks/setup.sh installs them.
+# Usage: notebooks/execute.sh [ch02_average_consensus.ipynb ...]   (default: all of them)
+# Needs Jupyter, the Rust (fogkit) kernel, Open MPI and Chromium: notebooks/setup.sh installs them.
 set -euo pipefail
 cd "$(dirname "$0")"
 # setup.sh's Jupyter, when there is one; the fogkit kernel for this checkout.
@@ -15,7 +15,7 @@ unset CARGO_TARGET_DIR
 export FOGKIT_FIGURES="$PWD/../tutorials/src/figures"
 mkdir -p "$FOGKIT_FIGURES"
 notebooks=("$@")
-[ ${#notebooks[@]} -gt 0 ] || notebooks=(ch0*.ipynb)
+[ ${#notebooks[@]} -gt 0 ] || notebooks=(ch0*.ipynb engines_*.ipynb)
 # evcxr leaves its build directory (gigabytes) behind when a kernel is shut down: give the
 # kernels their own TMPDIR and remove it on the way out.
 scratch="$(mktemp -d)"

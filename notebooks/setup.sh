@@ -2,8 +2,8 @@
 # Sets up the course notebooks on a fresh Debian machine with Rust, idempotently: Jupyter
 # (JupyterLab, nbconvert, and plotly's JupyterLab extension, so figures are interactive) in
 # a virtual environment of its own (no system pip: Debian's Python is externally managed),
-# the evcxr kernel, the "Rust (fogkit)" kernel, the lld linker, Chromium (for the figures'
-# PNGs), and, unless --no-warm, a build cache filled with fogkit's dependencies so the first
+# the "Rust (fogkit)" kernel (toolkit/kernel, on the evcxr crate), Open MPI (for its MPI
+# engines, `:engines 4`), the lld linker, Chromium (for the figures' PNGs), and, unless --no-warm, a build cache filled with fogkit's dependencies so the first
 # notebook starts in seconds. Prints how to open the notebooks.
 #
 # Usage: notebooks/setup.sh [--no-warm]
@@ -21,8 +21,9 @@ done
 venv="${FOGKIT_VENV:-$HOME/.local/share/fogkit/venv}"
 say() { printf '\n== %s ==\n' "$*"; }
 
-say "system packages (Python's venv, the lld linker, Chromium)"
-"$repo/tests/apt-install.sh" python3-venv lld chromium
+say "system packages (Python's venv, Open MPI for the engines, the lld linker, Chromium)"
+"$repo/tests/apt-install.sh" python3-venv openmpi-bin libopenmpi-dev libclang-dev clang lld \
+    chromium
 
 say "Jupyter in $venv"
 if [ ! -x "$venv/bin/python" ]; then
@@ -34,18 +35,9 @@ if ! "$venv/bin/python" -c "import jupyterlab, nbconvert, nbclient, ipykernel, p
 fi
 "$venv/bin/jupyter" --version | grep -E "jupyterlab|nbconvert" | tr -s ' '
 
-say "the evcxr kernel and the Rust (fogkit) kernel"
+say "the Rust (fogkit) kernel (its first build takes about 10 minutes, once)"
 sysroot="$(rustc --print sysroot)"
 [ -d "$sysroot/lib/rustlib/src/rust/library" ] || rustup component add rust-src
-if ! command -v evcxr_jupyter >/dev/null; then
-    # 0.22.0 with its own lock file: about 5 minutes, once.
-    cargo install evcxr_jupyter --locked --version 0.22.0
-fi
-kernels="$("$venv/bin/jupyter" kernelspec list --json)"
-has() { "$venv/bin/python" -c "import json,sys; sys.exit(0 if '$1' in json.load(sys.stdin)['kernelspecs'] else 1)" <<<"$kernels"; }
-has rust || evcxr_jupyter --install
-# "Rust (fogkit)": evcxr with fogkit loaded and its prelude in scope before the first cell
-# (notebooks/kernel/: the start-up commands and the prelude; see its README).
 "$repo/notebooks/kernel/install.sh" "$venv/bin/jupyter"
 
 if [ "$warm" = 1 ]; then

@@ -3,8 +3,10 @@
 //! error or panics (nbconvert alone passes a panicking cell), or on a figure without its
 //! picture when Chromium is installed. The committed notebooks must carry their outputs.
 //!
-//! The notebooks run on the "Rust (fogkit)" kernel, installed for this checkout before the
-//! first one runs (`notebooks/kernel/install.sh`). Needs `jupyter` and `evcxr_jupyter`
+//! The notebooks run on the "Rust (fogkit)" kernel (toolkit/kernel), installed for this
+//! checkout before the first one runs (`notebooks/kernel/install.sh`); ch01 and the engines
+//! notebook start 4 MPI engines on it, and a driver (`kernel_faults.py`) takes the kernel
+//! through an interrupt, a killed engine and a shutdown. Needs `jupyter` and Open MPI
 //! (`notebooks/setup.sh` installs both). Without them the tests say so and pass, unless
 //! `CI` or `FOGKIT_REQUIRE_NOTEBOOKS` is set: then a missing tool is a failure, so CI cannot
 //! pass by skipping.
@@ -49,6 +51,10 @@ fn install_kernel() -> Option<String> {
 
 /// `None` when Jupyter and the fogkit kernel are present, else what is missing.
 fn missing_tools() -> Option<String> {
+    // ch01 and the engines notebook start MPI engines.
+    if Command::new("mpirun").arg("--version").output().is_err() {
+        return Some("mpirun is not installed (the notebooks' engines need Open MPI)".into());
+    }
     if let Some(why) = install_kernel() {
         return Some(why);
     }
@@ -172,7 +178,9 @@ fn problems(nb: &Value, want_pictures: bool) -> Vec<String> {
     found
 }
 
-fn execute(name: &str) {
+/// Executes a committed notebook on the fogkit kernel and checks it; the executed notebook,
+/// or `None` when the tools are missing and not required.
+fn execute(name: &str) -> Option<Value> {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = notebooks_dir();
     let input = dir.join(name);
@@ -205,7 +213,7 @@ fn execute(name: &str) {
             );
         }
         eprintln!("skipping the execution of {name}: {why} (set CI=1 to make this a failure)");
-        return;
+        return None;
     }
     let out_dir = std::env::temp_dir().join(format!("fogkit-notebooks-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).expect("temporary directory");
@@ -251,11 +259,24 @@ fn execute(name: &str) {
         "{name} executed with problems: {found:#?}"
     );
     eprintln!("{name}: executed cleanly in {took:.1?}");
+    Some(executed)
 }
 
 #[test]
 fn ch01_preliminaries() {
-    execute("ch01_preliminaries.ipynb");
+    let Some(nb) = execute("ch01_preliminaries.ipynb") else {
+        return;
+    };
+    // Its engines section: hello world on 4 MPI engines, each line marked with its rank.
+    let texts = cell_texts(&nb);
+    let hello = texts
+        .iter()
+        .find(|t| t.contains("Hello, I am rank 0 of 4") && t.contains("[rank"))
+        .unwrap_or_else(|| panic!("ch01 shows no hello from 4 engines: {texts:#?}"));
+    let expected: Vec<String> = (0..4)
+        .map(|r| format!("[rank {r}] Hello, I am rank {r} of 4"))
+        .collect();
+    assert_eq!(hello.lines().collect::<Vec<_>>(), expected);
 }
 
 #[test]
@@ -281,6 +302,172 @@ fn ch05_directed_and_time_varying_networks() {
 #[test]
 fn ch07_decentralized_deep_learning() {
     execute("ch07_decentralized_deep_learning.ipynb");
+}
+
+/// The text each code cell showed, in order.
+fn cell_texts(nb: &Value) -> Vec<String> {
+    let cells = nb["cells"].as_array().cloned().unwrap_or_default();
+    cells
+        .iter()
+        .filter(|c| c["cell_type"] == "code")
+        .map(|c| {
+            let outs = c["outputs"].as_array().cloned().unwrap_or_default();
+            outs.iter().map(text_of).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn engines_average_consensus_runs_on_4_mpi_engines() {
+    let Some(nb) = execute("engines_average_consensus.ipynb") else {
+        return;
+    };
+    let texts = cell_texts(&nb);
+    assert_eq!(texts.len(), 5, "{texts:#?}");
+    assert!(texts[0].contains("4 MPI engines started"), "{}", texts[0]);
+    for r in 0..4 {
+        assert!(
+            texts[0].contains(&format!("  rank {r} on ")),
+            "{}",
+            texts[0]
+        );
+    }
+    // Every rank's line, in rank order, each marked with its rank.
+    let hello: Vec<&str> = texts[1].lines().collect();
+    assert_eq!(hello.len(), 4, "{}", texts[1]);
+    for (r, line) in hello.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("[rank {r}] rank {r} of 4, mpi")),
+            "{line}"
+        );
+    }
+    let consensus: Vec<&str> = texts[2].lines().collect();
+    assert_eq!(consensus.len(), 4, "{}", texts[2]);
+    for (r, line) in consensus.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("[rank {r}] x = 15.000000000 after 30 rounds")),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        texts[3].trim(),
+        "[rank 0] rank 0 holds 15.000000000; every rank agrees: see the cell above"
+    );
+    assert!(texts[4].contains("engines stopped"), "{}", texts[4]);
+}
+
+/// The Python that runs Jupyter (the venv's, when `jupyter` comes from one).
+fn jupyter_python() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .find(|d| d.join("jupyter").is_file())
+        .map(|d| d.join("python3"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| "python3".into())
+}
+
+#[test]
+fn interrupt_and_a_killed_engine_are_reported_and_shutdown_leaves_no_process() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(why) = missing_tools() {
+        assert!(!required(), "cannot drive the fogkit kernel: {why}");
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let scratch = std::env::temp_dir().join(format!("fogkit-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("temporary directory");
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel_faults.py");
+    let run = Command::new(jupyter_python())
+        .arg(&driver)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .env("TMPDIR", &scratch)
+        .output()
+        .expect("the kernel driver could not be started");
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(
+        run.status.success(),
+        "the kernel driver failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&run.stdout).expect("the driver prints JSON");
+    let status = |k: &str| {
+        (
+            seen[k][0].as_str().unwrap_or(""),
+            seen[k][1].as_str().unwrap_or(""),
+        )
+    };
+    // Interrupt: the in-process cell stops at once; its items stay, its variables go.
+    let (st, stopped) = status("interrupt");
+    assert_eq!(st, "error", "{stopped}");
+    assert!(
+        stopped.contains("sleeping\nERROR stopped: the cell's process ended"),
+        "{stopped}"
+    );
+    assert!(
+        stopped.contains("variables are lost; items (fn, struct, use) and dependencies are kept"),
+        "{stopped}"
+    );
+    let took = seen["interrupt_seconds"].as_f64().unwrap_or(f64::MAX);
+    assert!(took < 10.0, "the interrupt took {took} s");
+    assert_eq!(status("item_after_interrupt"), ("ok", "2\n"));
+    let (st, lost) = status("variable_after_interrupt");
+    assert_eq!(st, "error", "{lost}");
+    assert!(lost.contains("cannot find value `kept`"), "{lost}");
+
+    assert_eq!(status("start").0, "ok", "{}", status("start").1);
+    assert_eq!(
+        seen["engine_pids"].as_object().map(|m| m.len()),
+        Some(4),
+        "{seen}"
+    );
+
+    // The fault: the cell fails within seconds (it would run a minute), naming rank 2.
+    let (st, fault) = status("fault");
+    assert_eq!(st, "error", "{fault}");
+    assert!(fault.contains("[rank 0] started"), "{fault}");
+    assert!(fault.contains("ERROR rank 2: rank 2 (pid"), "{fault}");
+    assert!(fault.contains("was lost during the cell"), "{fault}");
+    let took = seen["fault_seconds"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        took < 20.0,
+        "the fault took {took} s to show after the kill"
+    );
+    // mpirun's own word on it comes with the error, and nothing of that job is left.
+    assert!(fault.contains("exited on signal 9 (Killed)"), "{fault}");
+    assert!(
+        seen["first_job"].as_array().is_some_and(|a| a.len() >= 6),
+        "{}",
+        seen["first_job"]
+    );
+    assert_eq!(
+        seen["first_job_alive"],
+        serde_json::json!([]),
+        "the lost job's processes are still running"
+    );
+    // The kernel stays usable: it says how to restart, restarts, and runs a collective.
+    let (st, after) = status("after_fault");
+    assert_eq!(st, "error", "{after}");
+    assert!(after.contains("`:engines restart`"), "{after}");
+    assert_eq!(status("restart").0, "ok", "{}", status("restart").1);
+    let (st, mean) = status("collective");
+    assert_eq!(st, "ok", "{mean}");
+    let lines: Vec<&str> = mean.lines().collect();
+    let expected: Vec<String> = (0..4).map(|r| format!("[rank {r}] mean 1.5")).collect();
+    assert_eq!(lines, expected);
+    // Shutting the kernel down ends everything that was under it.
+    assert!(
+        seen["under_kernel"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 8),
+        "expected the engines' processes under the kernel, found {}",
+        seen["under_kernel"]
+    );
+    assert_eq!(
+        seen["left"],
+        serde_json::json!([]),
+        "processes left after shutdown"
+    );
 }
 
 #[test]

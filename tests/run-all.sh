@@ -28,7 +28,7 @@ if [ "$(id -u)" -eq 0 ]; then
     export FOGKIT_REQUIRE_HOSTS=1
 fi
 
-step "notebook toolchain (Jupyter in a venv, the evcxr and fogkit kernels: notebooks/setup.sh)"
+step "notebook toolchain (Jupyter in a venv, the Rust (fogkit) kernel: notebooks/setup.sh)"
 # The course's own set-up, without its cache warm-up (the notebook tests warm the cache).
 ./notebooks/setup.sh --no-warm
 export PATH="${FOGKIT_VENV:-$HOME/.local/share/fogkit/venv}/bin:$PATH"
@@ -46,9 +46,18 @@ mdbook --version
 # One feature set for the lints and tests, so nothing is built twice.
 features=(--workspace --features fogkit-tests/mpi,fogkit-tests/metrics)
 
+# The kernel (toolkit/kernel) is a workspace of its own, built where setup.sh built it.
+kernel=(--manifest-path toolkit/kernel/Cargo.toml --release --locked)
+kernel_target="${FOGKIT_KERNEL_TARGET:-$HOME/.cache/fogkit/kernel-target}"
+
 step "format and lints"
 cargo fmt --all -- --check
+cargo fmt --manifest-path toolkit/kernel/Cargo.toml -- --check
 cargo clippy "${features[@]}" --all-targets --quiet -- -D warnings
+CARGO_TARGET_DIR="$kernel_target" cargo clippy "${kernel[@]}" --all-targets --quiet -- -D warnings
+
+step "the kernel's own tests"
+CARGO_TARGET_DIR="$kernel_target" cargo test "${kernel[@]}"
 
 step "tests (local transport, under mpirun, notebooks, the book)"
 # Missing notebook tools fail the notebook tests here instead of skipping them.

@@ -59,7 +59,9 @@ pub mod transport;
 
 pub use error::{Error, Result};
 pub use fog::Fog;
-pub use launch::{launched_by_mpirun, launched_size, run, run_with, Config, Ranks};
+pub use launch::{
+    init, init_with, launched_by_mpirun, launched_size, run, run_with, Config, Ranks,
+};
 
 /// Re-exported so notebooks and programs need not name dfdx separately.
 pub use dfdx;

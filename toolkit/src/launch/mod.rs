@@ -9,11 +9,13 @@
 mod config;
 mod fogrun;
 mod guard;
+mod init;
 mod ranks;
 mod run;
 
 pub use config::Config;
 pub use fogrun::{fogrun_main, forwarded, Fogrun, Parsed};
+pub use init::{init, init_with};
 pub use ranks::Ranks;
 pub use run::{run, run_with};
 
