@@ -7,7 +7,8 @@ JSON object for tests/notebooks.rs to check:
 2. `:engines 4` starts 4 MPI engines (their ranks, hosts and pids are printed);
 3. a cell that runs for a minute is broken by killing rank 2's engine process (SIGKILL), and
    nothing of that job is left running;
-4. `:engines restart`, then a cell with a collective on all ranks;
+4. `:engines restart`, an interrupted cell on the engines, `:engines restart` again, then a
+   cell with a collective on all ranks;
 5. the kernel is shut down, and every process that was under it is checked.
 
 Usage: python kernel_faults.py   (the kernel must be installed: notebooks/kernel/install.sh)
@@ -144,6 +145,20 @@ def main():
         seen["first_job_alive"] = [p for p in seen["first_job"] if alive(p)]
         seen["after_fault"] = run(kc, 'println!("still here");')
         seen["restart"] = run(kc, ":engines restart")
+
+        def interrupt_engines(text):
+            if "[rank 0] napping" not in text:
+                return False
+            time.sleep(1)
+            km.interrupt_kernel()
+            return True
+
+        seen["engines_interrupt"] = run(
+            kc,
+            'println!("napping");\nstd::thread::sleep(std::time::Duration::from_secs(120));',
+            until=interrupt_engines,
+        )
+        seen["restart_after_interrupt"] = run(kc, ":engines restart")
         seen["collective"] = run(
             kc, 'let bf = fogkit::init()?;\nprintln!("mean {}", bf.allreduce(&[bf.rank() as f64])?[0]);'
         )

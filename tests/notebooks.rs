@@ -450,6 +450,20 @@ fn interrupt_and_a_killed_engine_are_reported_and_shutdown_leaves_no_process() {
     assert_eq!(st, "error", "{after}");
     assert!(after.contains("`:engines restart`"), "{after}");
     assert_eq!(status("restart").0, "ok", "{}", status("restart").1);
+    // An interrupt on the engines ends them and says so; they restart.
+    let (st, stopped) = status("engines_interrupt");
+    assert_eq!(st, "error", "{stopped}");
+    assert!(stopped.contains("[rank 0] napping"), "{stopped}");
+    assert!(
+        stopped.contains("ERROR interrupted: the engines were stopped by an interrupt"),
+        "{stopped}"
+    );
+    assert_eq!(
+        status("restart_after_interrupt").0,
+        "ok",
+        "{}",
+        status("restart_after_interrupt").1
+    );
     let (st, mean) = status("collective");
     assert_eq!(st, "ok", "{mean}");
     let lines: Vec<&str> = mean.lines().collect();

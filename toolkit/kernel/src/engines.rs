@@ -27,6 +27,11 @@ const CONNECT: Duration = Duration::from_secs(60);
 /// The running `fogrun` job.
 pub struct Job {
     child: Mutex<Child>,
+    /// `FOGKIT_ENGINE_JOB=<token>`, in the environment of every process of the job.
+    tag: String,
+    /// Set once the job has been ended: it is never signalled again (its pid may be
+    /// another process's by then).
+    ended: AtomicBool,
     /// What `fogrun` and `mpirun` printed (their last lines).
     log: Arc<Mutex<Vec<String>>>,
     /// Set when an interrupt stopped the job.
@@ -37,14 +42,18 @@ impl Job {
     /// Ends the job and every process under it.
     pub fn kill(&self) {
         let mut c = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        job::end_tree(c.id());
+        if self.ended.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // While `fogrun` is not reaped its pid is its own, even if it has exited; once
+        // reaped, its processes are found by their tag.
+        let root = match c.try_wait() {
+            Ok(None) => Some(c.id()),
+            _ => None,
+        };
+        job::end_tree(root, &self.tag);
         let _ = c.kill();
         let _ = c.wait();
-    }
-
-    /// The `fogrun` process's id.
-    pub fn pid(&self) -> u32 {
-        self.child.lock().unwrap_or_else(|p| p.into_inner()).id()
     }
 
     /// Stops the job because the user interrupted the cell.
@@ -54,10 +63,18 @@ impl Job {
     }
 
     fn exited(&self) -> Option<String> {
+        if self.ended.load(Ordering::SeqCst) {
+            return Some("ended".into());
+        }
         let mut c = self.child.lock().unwrap_or_else(|p| p.into_inner());
         match c.try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            _ => None,
+            Ok(Some(status)) => {
+                // What it printed last is still on its way through the pipes.
+                std::thread::sleep(Duration::from_millis(300));
+                Some(status.to_string())
+            }
+            Ok(None) => None,
+            Err(e) => Some(e.to_string()),
         }
     }
 
@@ -107,10 +124,13 @@ impl Engines {
     /// Starts `n` engines with `fogrun` options `args` (e.g. `--hostfile F`), runs the
     /// set-up lines on rank 0 first (it compiles the shared dependencies into evcxr's
     /// cache) and then on the others, and reports where each rank runs.
+    /// `started` gets the job as soon as it runs (so an interrupt during the start-up
+    /// reaches it).
     pub fn start(
         n: usize,
         args: &[String],
         init: &[String],
+        started: &dyn Fn(Arc<Job>),
         emit: &mut dyn FnMut(Out),
     ) -> Result<Engines, Failure> {
         let fail = |what: String| Failure::new("engines", what);
@@ -134,6 +154,7 @@ impl Engines {
             .arg(&token)
             // Each engine takes a build directory of its own (`slot`), not the kernel's.
             .env_remove("EVCXR_TMPDIR")
+            .env("FOGKIT_ENGINE_JOB", &token)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -178,9 +199,12 @@ impl Engines {
         }
         let job = Arc::new(Job {
             child: Mutex::new(child),
+            tag: format!("FOGKIT_ENGINE_JOB={token}"),
+            ended: AtomicBool::new(false),
             log,
             interrupted: AtomicBool::new(false),
         });
+        started(Arc::clone(&job));
         let connected = accept(&listener, n, &token, &job);
         let (ranks, readers) = match connected {
             Ok(c) => c,
@@ -203,14 +227,19 @@ impl Engines {
         // Rank 0 compiles the dependencies; the others then find them in the cache.
         let all: Vec<usize> = (0..n).collect();
         let init_msg = json!({ "init": init });
-        let mut quiet = |_: Out| {};
-        engines
-            .run(&init_msg, &all[..1], &mut quiet)
-            .and_then(|()| engines.run(&init_msg, &all[1..], &mut quiet))
-            .map_err(|mut f| {
-                f.evalue = format!("the engines' set-up failed: {}", f.evalue);
-                f
-            })?;
+        let mut said = Vec::new();
+        let mut keep = |o: Out| said.push(o);
+        let setup = engines
+            .run(&init_msg, &all[..1], &mut keep)
+            .and_then(|()| engines.run(&init_msg, &all[1..], &mut keep));
+        if let Err(mut f) = setup {
+            // What the engines printed (cargo's errors) only when the set-up failed.
+            for o in said {
+                emit(o);
+            }
+            f.evalue = format!("the engines' set-up failed: {}", f.evalue);
+            return Err(f);
+        }
         let mut text = format!(
             "{n} MPI engines started ({}):\n",
             shell_words(&fogrun, n, args)
@@ -225,13 +254,13 @@ impl Engines {
         Ok(engines)
     }
 
-    /// The job, for interrupting a cell from another thread.
-    pub fn job(&self) -> Arc<Job> {
-        Arc::clone(&self.job)
-    }
-
     pub fn size(&self) -> usize {
         self.ranks.len()
+    }
+
+    /// Why the engines stopped, if they have.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
     }
 
     /// Runs `code` on `targets` (rank numbers), passing on their outputs in rank order.
@@ -340,7 +369,7 @@ impl Engines {
         self.job.kill();
         let rank = &self.ranks[r];
         let reason = if interrupted {
-            "interrupted: the engines were stopped".to_string()
+            "the engines were stopped by an interrupt".to_string()
         } else {
             format!(
                 "rank {r} (pid {} on {}) was lost during the cell: {why}",
@@ -367,13 +396,23 @@ impl Engines {
 
     fn lost_job(&mut self, status: &str) -> Failure {
         let said = self.job_said();
+        let interrupted = self.job.interrupted.load(Ordering::SeqCst);
         self.job.kill();
-        let reason = format!("the MPI job ended ({status})");
+        let reason = if interrupted {
+            "the engines were stopped by an interrupt".to_string()
+        } else {
+            format!("the MPI job ended ({status})")
+        };
         self.stopped = Some(reason.clone());
         let mut traceback = vec![reason.clone()];
         traceback.extend(said);
         Failure {
-            ename: "engines".into(),
+            ename: if interrupted {
+                "interrupted"
+            } else {
+                "engines"
+            }
+            .into(),
             evalue: format!("{reason}: `:engines restart` starts the engines again"),
             traceback,
         }
@@ -442,7 +481,9 @@ fn accept(
                 .map(|r| r.to_string())
                 .collect();
             return Err(format!(
-                "ranks {} did not connect within {CONNECT:?}; fogrun said:\n{}",
+                "ranks {} did not connect within {CONNECT:?} (ranks on other hosts need an \
+                 address of this host they can reach: set FOGKIT_KERNEL_ADDR=IP:0); fogrun \
+                 said:\n{}",
                 missing.join(", "),
                 job.log_tail(20).join("\n")
             ));
@@ -471,7 +512,12 @@ fn accept(
         let rank = hello["rank"].as_u64().unwrap_or(u64::MAX) as usize;
         if rank >= n || slots[rank].is_some() {
             return Err(format!(
-                "expected each of ranks 0..{n} to connect once, found rank {rank} again"
+                "expected each of ranks 0..{n} to connect once, found {} (hello {hello})",
+                if rank >= n {
+                    "a rank outside the job"
+                } else {
+                    "a rank twice"
+                }
             ));
         }
         let _ = reader.get_ref().set_read_timeout(None);

@@ -43,11 +43,40 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Ends `pid` and its descendants: SIGTERM, up to 3 s to leave, then SIGKILL; reaps
-/// those that were handed to this process.
-pub fn end_tree(pid: u32) {
-    let mut all = descendants(pid);
-    all.push(pid);
+/// The processes whose environment holds `tag` (`NAME=value`): a job's processes that
+/// outlived their parents and were handed elsewhere.
+pub fn tagged(tag: &str) -> Vec<u32> {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() } as u32;
+    let needle = tag.as_bytes();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| p != me)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle))
+        })
+        .collect()
+}
+
+/// Ends `root` (a process not reaped yet), its descendants and the processes tagged `tag`
+/// (see [`tagged`]): SIGTERM, up to 3 s to leave, then SIGKILL, and waits until they are
+/// gone. Reaps those that were handed to this process, never `root` (its owner waits for
+/// it).
+pub fn end_tree(root: Option<u32>, tag: &str) {
+    let gather = |all: &mut Vec<u32>| {
+        let below = root.map(descendants).unwrap_or_default();
+        for p in below.into_iter().chain(tagged(tag)) {
+            if !all.contains(&p) && Some(p) != root {
+                all.push(p);
+            }
+        }
+    };
+    let mut all: Vec<u32> = root.into_iter().collect();
+    gather(&mut all);
     let signal = |all: &[u32], sig| {
         for &p in all {
             // SAFETY: kill with a pid we found below our own job.
@@ -60,16 +89,11 @@ pub fn end_tree(pid: u32) {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Anything started meanwhile (a rank's cell process) goes too.
-    for p in descendants(pid) {
-        if !all.contains(&p) {
-            all.push(p);
-        }
-    }
+    gather(&mut all);
     signal(&all, libc::SIGKILL);
-    // Gone before this returns: a caller may start the next job at once.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        for &p in &all {
+        for &p in all.iter().filter(|&&p| Some(p) != root) {
             // SAFETY: reaps only the processes found above, without blocking.
             unsafe { libc::waitpid(p as i32, std::ptr::null_mut(), libc::WNOHANG) };
         }
@@ -80,28 +104,27 @@ pub fn end_tree(pid: u32) {
     }
 }
 
-/// Makes orphaned processes of this one's jobs its children (so `descendants` finds
-/// them) and has this process's cell process die with it.
+/// Makes orphaned processes of this one's jobs its children, so [`descendants`] finds
+/// them (a child subreaper).
 pub fn adopt_orphans() {
-    // SAFETY: plain prctl calls on this process.
+    // SAFETY: a plain prctl call on this process.
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
 }
 
-/// Reaps, every second, the processes handed to this one (it is a subreaper) that have
-/// ended, except `keep()`'s: children whose owners wait for them themselves.
-pub fn reap_orphans(keep: impl Fn() -> Vec<u32> + Send + 'static) {
+/// In evcxr's cell process: exits when the process that started it (the kernel or an
+/// engine) is gone, even in the middle of a cell, so a killed kernel leaves no cell
+/// running. (Not a parent-death signal: evcxr restarts the cell process from a thread
+/// that ends, and that signal follows the thread.)
+pub fn die_with_parent() {
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
     std::thread::spawn(move || loop {
-        std::thread::sleep(Duration::from_secs(1));
-        // SAFETY: getpid has no preconditions.
-        let me = unsafe { libc::getpid() } as u32;
-        let keep = keep();
-        for p in descendants(me) {
-            if !keep.contains(&p) && !alive(p) {
-                // SAFETY: reaps one ended process without blocking (not ours: no effect).
-                unsafe { libc::waitpid(p as i32, std::ptr::null_mut(), libc::WNOHANG) };
-            }
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: as above.
+        if unsafe { libc::getppid() } != parent {
+            std::process::exit(0);
         }
     });
 }
@@ -123,8 +146,23 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(below.len(), 2, "{below:?}");
-        end_tree(sh.id());
+        end_tree(Some(sh.id()), "FOGKIT_TEST_TAG=none");
         let _ = sh.wait();
         assert!(below.iter().all(|&p| !alive(p)), "{below:?} still alive");
+    }
+
+    #[test]
+    fn a_tagged_process_is_ended_without_its_parent() {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .env("FOGKIT_TEST_TAG", "tagged-test")
+            .spawn()
+            .unwrap();
+        let pid = sleeper.id();
+        assert!(tagged("FOGKIT_TEST_TAG=tagged-test").contains(&pid));
+        assert!(!tagged("FOGKIT_TEST_TAG=tagged-tes").contains(&pid));
+        end_tree(None, "FOGKIT_TEST_TAG=tagged-test");
+        assert!(!alive(pid));
+        let _ = sleeper.wait();
     }
 }

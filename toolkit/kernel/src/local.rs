@@ -55,17 +55,23 @@ impl Setup {
             init: vec![
                 // No `:cache`: the kept build directory (`slot`) does its work, and
                 // right (see there).
-                // Dependencies stay statically linked into each cell: evcxr 0.22's
-                // `:allow_static_linking 0` fails on Rust 1.95 ("only metadata stub
-                // found for `dylib` dependency `core`").
-                // Cells unoptimized: they compile fast and call into fogkit, which is
-                // optimized where the work is.
+                // Unoptimized, fogkit and its dependencies too (evcxr has one level for
+                // all): the notebooks' computations are small, and an optimized polars
+                // takes far longer to build.
                 ":opt 0".into(),
+                // fogkit as one shared library (kernel/cells): a cell links against it
+                // instead of copying fogkit, dfdx, polars and plotly into itself (a cell's
+                // library: 250 MB static, 0.1 MB shared; measured 25% faster cells).
+                // evcxr's own way to that, `:allow_static_linking 0`, fails on Rust 1.95
+                // ("only metadata stub found for `dylib` dependency `core`").
                 format!(
-                    ":dep fogkit = {{ path = \"{toolkit}\", features = [{}] }}",
+                    ":dep fogkit = {{ path = \"{toolkit}/kernel/cells\", package = \"fogkit-cells\", features = [{}] }}",
                     features.join(", ")
                 ),
                 "use fogkit::prelude::*;".into(),
+                // The first cell that keeps a variable costs about 9 s more than the
+                // next ones (evcxr's variable store, compiled once): paid here, at start.
+                "let fogkit_kernel_started = true;".into(),
             ],
         }
     }
@@ -123,7 +129,12 @@ impl Local {
         let result = std::thread::scope(|s| {
             let (done_tx, done_rx) = crossbeam_channel::bounded(1);
             s.spawn(move || {
-                let r = ctx.execute(code);
+                // A panic inside evcxr fails this cell, not the kernel.
+                let r =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.execute(code)))
+                        .unwrap_or_else(|_| {
+                            Err(evcxr::Error::Message("evcxr panicked on this cell".into()))
+                        });
                 let _ = done_tx.send(r);
             });
             let line = |name: &str, text: String| Out::Stream {
@@ -145,6 +156,11 @@ impl Local {
         })?;
         match result {
             Ok(outputs) => {
+                if std::env::var_os("FOGKIT_CELL_TIMES").is_some() {
+                    for p in &outputs.phases {
+                        eprintln!("  [{}: {:.2} s]", p.name, p.duration.as_secs_f64());
+                    }
+                }
                 if !outputs.content_by_mime_type.is_empty() {
                     let data = outputs
                         .content_by_mime_type

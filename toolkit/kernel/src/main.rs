@@ -26,6 +26,9 @@ const USAGE: &str = "usage: fogkit-kernel --connection-file FILE [--toolkit DIR]
 
 fn main() {
     // evcxr re-runs this binary as its cell process and as its compiler wrapper.
+    if std::env::var_os("EVCXR_IS_RUNTIME").is_some() {
+        job::die_with_parent();
+    }
     evcxr::runtime_hook();
     let args: Vec<String> = std::env::args().skip(1).collect();
     std::process::exit(run(&args));

@@ -64,8 +64,6 @@ pub fn serve(connection_file: &Path, toolkit: String) -> Result<(), String> {
     let mut session = Session::new(toolkit);
     let interrupt = session.interrupter();
     watch_parent(Arc::clone(&interrupt));
-    let owned = Arc::clone(&interrupt);
-    crate::job::reap_orphans(move || owned.own_children());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -110,9 +108,11 @@ pub fn serve(connection_file: &Path, toolkit: String) -> Result<(), String> {
             }
         });
         tokio::spawn(async move {
-            while let Ok(ping) = hb.recv().await {
-                if hb.send(ping).await.is_err() {
-                    break;
+            // One client's error must not end the heartbeat for all.
+            loop {
+                match hb.recv().await {
+                    Ok(ping) => drop(hb.send(ping).await),
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
                 }
             }
         });
@@ -142,11 +142,16 @@ pub fn serve(connection_file: &Path, toolkit: String) -> Result<(), String> {
                         execute(&req, count, &cells_tx, &shell_pub).await
                     }
                     "shutdown_request" => {
-                        shutdown(&req, &shell_interrupt);
-                        Some(req.child(
+                        let reply = req.child(
                             "shutdown_reply",
                             json!({"status": "ok", "restart": req.content["restart"]}),
-                        ))
+                        );
+                        if let Ok(frames) = ZmqMessage::try_from(reply.frames(&shell_key)) {
+                            let _ = shell.send(frames).await;
+                        }
+                        status(&shell_pub, &req, "idle");
+                        shutdown(&req, &shell_interrupt);
+                        None
                     }
                     other => common_reply(&req, other),
                 };
@@ -166,7 +171,9 @@ pub fn serve(connection_file: &Path, toolkit: String) -> Result<(), String> {
             };
             let (reply, stop) = match req.msg_type() {
                 "interrupt_request" => {
-                    interrupt.interrupt();
+                    // Ending a job takes seconds: the control channel stays free meanwhile.
+                    let interrupt = Arc::clone(&interrupt);
+                    std::thread::spawn(move || interrupt.interrupt());
                     (
                         Some(req.child("interrupt_reply", json!({"status": "ok"}))),
                         false,
@@ -323,13 +330,15 @@ fn evaluate(
             let _ = iopub.send(msg);
         };
         let mut emit = emit_to;
-        // A failed start-up shows in the first cell (and is retried by it).
+        // A failed start-up shows in the first cell, which then runs (and retries it).
         if let Some((Err(f), outs)) = warm.take() {
             for o in outs {
                 emit(o);
             }
-            let _ = cell.done.send(Err(f));
-            continue;
+            emit(Out::Stream {
+                name: "stderr".into(),
+                text: format!("the kernel's start-up failed: {}\n", f.evalue),
+            });
         }
         let result = session.execute(&cell.code, &mut emit);
         let _ = cell.done.send(result);

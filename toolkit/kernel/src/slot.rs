@@ -45,7 +45,7 @@ pub fn take(kind: &str) -> Option<PathBuf> {
         // Held until this process exits.
         std::mem::forget(lock);
         std::env::set_var("EVCXR_TMPDIR", &dir);
-        find_std();
+        find_std(&dir);
         return Some(dir);
     }
     None
@@ -88,10 +88,10 @@ pub fn seed(dir: &std::path::Path) {
     }
 }
 
-/// Lets the cell process find Rust's `libstd` wherever the slot lies: cells link it
-/// dynamically with a path relative to cargo's `deps` folder, one level below where
-/// evcxr loads them from, which misses it outside `/tmp`.
-fn find_std() {
+/// Lets the cell process find Rust's `libstd` and fogkit's shared library wherever the
+/// slot lies: cells link them dynamically with paths relative to cargo's `deps` folder,
+/// one level below where evcxr loads cells from, which misses them outside `/tmp`.
+fn find_std(slot: &std::path::Path) {
     let Ok(out) = std::process::Command::new("rustc")
         .args(["--print", "target-libdir"])
         .output()
@@ -102,9 +102,10 @@ fn find_std() {
     if libdir.is_empty() {
         return;
     }
+    let deps = slot.join("target/x86_64-unknown-linux-gnu/debug/deps");
     let path = match std::env::var("LD_LIBRARY_PATH") {
-        Ok(p) if !p.is_empty() => format!("{libdir}:{p}"),
-        _ => libdir,
+        Ok(p) if !p.is_empty() => format!("{libdir}:{}:{p}", deps.display()),
+        _ => format!("{libdir}:{}", deps.display()),
     };
     std::env::set_var("LD_LIBRARY_PATH", path);
 }

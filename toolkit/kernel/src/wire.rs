@@ -26,6 +26,23 @@ impl Key {
             .map_err(|e| format!("the connection file's key is not usable: {e}"))
     }
 
+    /// Whether `signature` (hex) signs `parts`, compared in constant time.
+    fn verify(&self, parts: &[&[u8]], signature: &[u8]) -> bool {
+        match &self.0 {
+            None => true,
+            Some(mac) => {
+                let Ok(bytes) = hex::decode(signature) else {
+                    return false;
+                };
+                let mut mac = mac.clone();
+                for p in parts {
+                    mac.update(p);
+                }
+                mac.verify_slice(&bytes).is_ok()
+            }
+        }
+    }
+
     fn sign(&self, parts: &[&[u8]]) -> String {
         match &self.0 {
             None => String::new(),
@@ -64,8 +81,7 @@ impl Message {
             ));
         }
         let parts: Vec<&[u8]> = frames[at + 2..at + 6].iter().map(|f| f.as_ref()).collect();
-        let expected = key.sign(&parts);
-        if frames[at + 1].as_ref() != expected.as_bytes() {
+        if !key.verify(&parts, frames[at + 1].as_ref()) {
             return Err("the message's signature does not match the connection's key".into());
         }
         let json = |i: usize| -> Result<Value, String> {
