@@ -3,8 +3,9 @@
 # (JupyterLab, nbconvert, and plotly's JupyterLab extension, so figures are interactive) in
 # a virtual environment of its own (no system pip: Debian's Python is externally managed),
 # the "Rust (fogkit)" kernel (toolkit/kernel, on the evcxr crate), Open MPI (for its MPI
-# engines, `:engines 4`), the lld linker, Chromium (for the figures' PNGs), and, unless --no-warm, a build cache filled with fogkit's dependencies so the first
-# notebook starts in seconds. Prints how to open the notebooks.
+# engines, `:engines 4`), the lld linker, Chromium (for the figures' PNGs), and, unless
+# --no-warm, the kernel's build directory filled with fogkit's dependencies, so the first
+# notebook does not compile them. Prints how to open the notebooks.
 #
 # Usage: notebooks/setup.sh [--no-warm]
 # Environment: FOGKIT_VENV (default ~/.local/share/fogkit/venv), where Jupyter goes.
@@ -41,7 +42,7 @@ sysroot="$(rustc --print sysroot)"
 "$repo/notebooks/kernel/install.sh" "$venv/bin/jupyter"
 
 if [ "$warm" = 1 ]; then
-    say "build cache (fogkit's dependencies compiled once into ~/.cache/evcxr)"
+    say "build directory (fogkit's dependencies compiled once into ~/.cache/fogkit/cells)"
     start=$(date +%s)
     "$repo/notebooks/kernel/warm.sh" "$venv/bin/jupyter"
     echo "warm in $(( $(date +%s) - start )) s"

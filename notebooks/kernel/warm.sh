@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fills evcxr's build cache (~/.cache/evcxr) with fogkit and its dependencies by running
-# one small cell on the "Rust (fogkit)" kernel: afterwards a notebook's first cell waits
-# for fogkit's own compilation at most. Usage: notebooks/kernel/warm.sh [JUPYTER]
+# Fills the kernel's build directory (~/.cache/fogkit/cells) with fogkit and its
+# dependencies by running one small cell on the "Rust (fogkit)" kernel: afterwards a
+# notebook's kernel starts without compiling them. Usage: notebooks/kernel/warm.sh [JUPYTER]
 set -euo pipefail
 jupyter="${1:-jupyter}"
 unset CARGO_TARGET_DIR

@@ -581,7 +581,7 @@ impl Order {
 
     fn out(&mut self, rank: usize, o: Out, emit: &mut dyn FnMut(Out)) {
         if self.targets.get(self.current) == Some(&rank) {
-            emit(mark(rank, o));
+            shown(rank, o, emit);
         } else {
             self.held.entry(rank).or_default().push(o);
         }
@@ -595,7 +595,7 @@ impl Order {
             self.current += 1;
             if let Some(&next) = self.targets.get(self.current) {
                 for o in self.held.remove(&next).unwrap_or_default() {
-                    emit(mark(next, o));
+                    shown(next, o, emit);
                 }
             }
         }
@@ -604,11 +604,23 @@ impl Order {
     fn flush_all(&mut self, emit: &mut dyn FnMut(Out)) {
         for (rank, outs) in std::mem::take(&mut self.held) {
             for o in outs {
-                emit(mark(rank, o));
+                shown(rank, o, emit);
             }
         }
         self.current = self.targets.len();
     }
+}
+
+/// Passes on one output of `rank`, marked; a figure or frame comes after a line naming
+/// its rank (its picture has no text to mark).
+fn shown(rank: usize, o: Out, emit: &mut dyn FnMut(Out)) {
+    if matches!(o, Out::Display { .. }) {
+        emit(Out::Stream {
+            name: "stdout".into(),
+            text: format!("[rank {rank}] shows:\n"),
+        });
+    }
+    emit(mark(rank, o));
 }
 
 /// Marks an output with its rank: every text line starts with `[rank r] `.
