@@ -4,6 +4,7 @@
 
 use fogkit::prelude::*;
 
+pub mod forms;
 pub mod hosts;
 pub mod process;
 
@@ -185,4 +186,34 @@ pub fn check_timeline(prefix: &std::path::Path, n: usize) {
             "rank {r}: transfer {transfer:?} and compute {compute:?} do not overlap"
         );
     }
+}
+
+/// One optimizer case on one rank: its trajectory, or why it was refused.
+pub type Outcome = Result<Vec<Vec<f64>>, String>;
+
+/// Every optimizer case of [`forms`] on this rank, in order: the bits of each trajectory,
+/// or of the refused case's message. All ranks refuse the same cases at the same step
+/// (before any exchange), so one run holds them all.
+pub fn optim_cases(bf: &Fog) -> fogkit::Result<Vec<Outcome>> {
+    Ok(forms::cases()
+        .iter()
+        .map(|c| forms::run_case(bf, c).map_err(|e| e.to_string()))
+        .collect())
+}
+
+/// The line a rank reports for [`optim_cases`]: `rank R optim HEX count C`.
+pub fn optim_line(bf: &Fog) -> fogkit::Result<String> {
+    let mut bits = Vec::new();
+    for case in optim_cases(bf)? {
+        match case {
+            Ok(traj) => traj.iter().for_each(|x| bits.extend(bits64(x))),
+            Err(e) => bits.extend(e.bytes().map(u64::from)),
+        }
+    }
+    Ok(format!(
+        "rank {} optim {:016x} count {}",
+        bf.rank(),
+        digest(&bits),
+        bits.len()
+    ))
 }

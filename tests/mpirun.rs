@@ -20,6 +20,7 @@ const BIAS: &str = env!("CARGO_BIN_EXE_bias");
 const README: &str = env!("CARGO_BIN_EXE_fogkit-readme");
 const TIMELINE: &str = env!("CARGO_BIN_EXE_fogkit-timeline");
 const LAYOUT: &str = env!("CARGO_BIN_EXE_fogkit-layout");
+const OPTIM: &str = env!("CARGO_BIN_EXE_fogkit-optim");
 
 fn fogrun(np: usize, program: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
     let np = np.to_string();
@@ -48,6 +49,24 @@ fn every_collective_is_bit_identical_under_mpirun() {
         want.sort();
         assert_eq!(sorted_lines(&o.stdout, "rank "), want, "np={np}");
     }
+}
+
+#[test]
+fn every_optimizer_over_every_communication_is_bit_identical_under_mpirun() {
+    // The cases of tests/optim.rs (which checks them against the matrix forms), 8 ranks in
+    // 2 emulated machines of 4.
+    let o = fogrun(8, OPTIM, &[], &[], 240);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let mut want = fogkit::run_with(
+        fogkit_tests::forms::config(),
+        fogkit_tests::forms::N,
+        fogkit_tests::optim_line,
+    )
+    .unwrap()
+    .into_vec()
+    .unwrap();
+    want.sort();
+    assert_eq!(sorted_lines(&o.stdout, "rank "), want);
 }
 
 #[test]

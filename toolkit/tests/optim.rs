@@ -124,6 +124,7 @@ fn reference(method: Method, w: &[Vec<f64>]) -> Vec<State> {
                 }
                 next
             }
+            Method::Atc(_) | Method::Awc(_) => unreachable!("tests/optim.rs covers the base forms"),
             Method::GossipPga { period } => {
                 m = lin(b_, &m, 1.0, &g);
                 let next = mix(w, &lin(1.0, &x, -g_, &m));

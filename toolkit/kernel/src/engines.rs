@@ -155,6 +155,9 @@ impl Engines {
             // Each engine takes a build directory of its own (`slot`), not the kernel's.
             .env_remove("EVCXR_TMPDIR")
             .env("FOGKIT_ENGINE_JOB", &token)
+            // A new engine slot starts as a copy of this kernel's, which no cell is
+            // compiling in while the engines start (another kernel's may be mid-build).
+            .envs(std::env::var_os("EVCXR_TMPDIR").map(|d| ("FOGKIT_SEED_FROM", d)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -8,7 +8,7 @@
 //! or engine holds one slot, locked, so two notebooks never share one; a new slot starts
 //! as a copy of a built one (cargo's records are relative to the target directory, so the
 //! copy is up to date), and slots are reused, so they do not pile up. It never writes to
-//! a slot another process holds.
+//! a slot another process holds, and copies only from one that no process is building in.
 
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
@@ -51,9 +51,22 @@ pub fn take(kind: &str) -> Option<PathBuf> {
     None
 }
 
-/// Fills a new slot's build directory with a copy of the most recently built slot's
-/// (preferring slots of the same kind), so the first cell in it finds the dependencies
-/// compiled. Does nothing when `dir` has been built in already.
+/// Whether another process holds the slot at `dir` (its lock file is locked).
+fn held(dir: &std::path::Path) -> bool {
+    let lock = dir.with_extension("lock");
+    let Ok(f) = File::open(&lock) else {
+        return false;
+    };
+    // SAFETY: flock on a file this process opened; released when `f` closes.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
+}
+
+/// Fills a new slot's build directory with a copy of a built one, so the first cell in it
+/// finds the dependencies compiled: the slot named by `FOGKIT_SEED_FROM` (the kernel
+/// that starts engines passes its own, idle while they start), else the most recently
+/// built slot that no process holds (preferring the same kind): a held slot may be
+/// mid-build, and a copy of it can hold half-written libraries. Does nothing when `dir`
+/// has been built in already.
 pub fn seed(dir: &std::path::Path) {
     let target = dir.join("target");
     if target.exists() {
@@ -63,10 +76,14 @@ pub fn seed(dir: &std::path::Path) {
         return;
     };
     let kind = name.rsplit_once('-').map_or(name, |(k, _)| k);
+    let named = std::env::var_os("FOGKIT_SEED_FROM")
+        .map(|d| PathBuf::from(d).join("target"))
+        .filter(|t| t.is_dir());
     let mut built: Vec<(bool, std::time::SystemTime, PathBuf)> = std::fs::read_dir(base)
         .into_iter()
         .flatten()
         .flatten()
+        .filter(|e| e.path() != dir && e.path().is_dir() && !held(&e.path()))
         .filter_map(|e| {
             let t = e.path().join("target");
             let modified = t.metadata().and_then(|m| m.modified()).ok()?;
@@ -75,7 +92,7 @@ pub fn seed(dir: &std::path::Path) {
         })
         .collect();
     built.sort();
-    if let Some((_, _, from)) = built.pop() {
+    if let Some(from) = named.or_else(|| built.pop().map(|(_, _, t)| t)) {
         let ok = std::process::Command::new("cp")
             .arg("-a")
             .arg(&from)

@@ -135,6 +135,27 @@ impl Comm {
         self.hierarchical(x, &mix)
     }
 
+    /// [`hierarchical_neighbor_allreduce`](Self::hierarchical_neighbor_allreduce) into a
+    /// buffer the caller owns.
+    ///
+    /// Waits first for this rank's pending nonblocking ops.
+    pub fn hierarchical_neighbor_allreduce_into<E: Element>(
+        &self,
+        x: &[E],
+        out: &mut [E],
+    ) -> Result<()> {
+        if out.len() != x.len() {
+            return Err(Error::InvalidArgument(format!(
+                "output must have the input's length {}, found {}",
+                x.len(),
+                out.len()
+            )));
+        }
+        let mix = Mix::static_topology(&self.machine_topology_now(), self.machine_rank());
+        let (_op, t) = self.blocking(Op::HierarchicalNeighborAllreduce)?;
+        hierarchical_core(t, x, out, &mix)
+    }
+
     fn hierarchical<T: Communicable + ?Sized>(&self, x: &T, mix: &Mix) -> Result<T::Output> {
         let flat = x.flat();
         let mut out = vec![T::Elem::default(); flat.len()];

@@ -1,6 +1,8 @@
 //! Which update rule an optimizer runs ([`Method`], the module's table) and how its step
 //! size changes ([`Schedule`]): names and parsing only, no arithmetic.
 
+use super::base::Base;
+use super::comm::Communication;
 use crate::{Error, Result};
 
 /// Which update rule an [`Optimizer`] runs (see the module's table).
@@ -38,6 +40,12 @@ pub enum Method {
         /// Steps between global averages.
         period: usize,
     },
+    /// Adapt then combine over any base optimizer: `x = W(x - d)` (BlueFog's
+    /// `DistributedAdaptThenCombineOptimizer`).
+    Atc(Base),
+    /// Adapt while combine over any base optimizer: `x = W x - d` (BlueFog's
+    /// `DistributedAdaptWithCombineOptimizer`).
+    Awc(Base),
 }
 
 impl Method {
@@ -75,22 +83,68 @@ impl Method {
             Method::D2 => "D2",
             Method::SlowMo { .. } => "SlowMo",
             Method::GossipPga { .. } => "Gossip-PGA",
+            Method::Atc(Base::Sgd) => "ATC-SGD",
+            Method::Atc(Base::Adam { .. }) => "ATC-Adam",
+            Method::Awc(Base::Sgd) => "AWC-SGD",
+            Method::Awc(Base::Adam { .. }) => "AWC-Adam",
         }
     }
 
-    /// Parses a [`name`](Self::name), case-insensitively (defaults for SlowMo and Gossip-PGA).
+    /// The talk's methods and the base-optimizer forms (Adam with PyTorch's defaults):
+    /// everything [`parse`](Self::parse) accepts.
+    pub fn all() -> Vec<Method> {
+        let mut v = Method::ALL.to_vec();
+        v.extend([
+            Method::Atc(Base::Sgd),
+            Method::Atc(Base::ADAM),
+            Method::Awc(Base::Sgd),
+            Method::Awc(Base::ADAM),
+        ]);
+        v
+    }
+
+    /// Whether the rule needs a symmetric `W` (checked whenever `W` changes).
+    pub fn needs_symmetric(&self) -> bool {
+        matches!(self, Method::DecentLam | Method::D2)
+    }
+
+    /// Why the rule cannot run over `comm`, in words; `None` when it can. (A symmetric `W`
+    /// is checked step by step, on the `W` in force.)
+    pub fn refuses(&self, comm: &Communication) -> Option<String> {
+        match (self, comm) {
+            (Method::PmSgd, Communication::Global | Communication::None) => None,
+            (Method::PmSgd, c) => Some(format!(
+                "PmSGD averages gradients over all ranks: it takes global (or none) \
+                 communication, found {c}"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The communication the rule uses when it is given none: global for PmSGD, the
+    /// static topology for the others.
+    pub fn default_communication(&self) -> Communication {
+        match self {
+            Method::PmSgd => Communication::Global,
+            _ => Communication::Static,
+        }
+    }
+
+    /// Parses a [`name`](Self::name), case-insensitively (defaults for SlowMo, Gossip-PGA
+    /// and Adam).
     ///
     /// ```
-    /// use fogkit::optim::Method;
+    /// use fogkit::optim::{Base, Method};
     /// assert_eq!(Method::parse("decentlam").unwrap(), Method::DecentLam);
+    /// assert_eq!(Method::parse("awc-adam").unwrap(), Method::Awc(Base::ADAM));
     /// assert!(Method::parse("adam").unwrap_err().to_string().contains("DecentLaM"));
     /// ```
     pub fn parse(name: &str) -> Result<Method> {
-        Method::ALL
+        Method::all()
             .into_iter()
             .find(|m| m.name().eq_ignore_ascii_case(name))
             .ok_or_else(|| {
-                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                let names: Vec<&str> = Method::all().iter().map(|m| m.name()).collect();
                 Error::InvalidArgument(format!(
                     "unknown method {name:?}: expected one of {}",
                     names.join(", ")
@@ -116,9 +170,29 @@ pub enum Schedule {
         /// Decay factor.
         factor: f64,
     },
-    /// Cosine decay from the base step size to zero at step `total`.
+    /// Cosine decay from the base step size to zero at step `total` (and zero after it).
     Cosine {
-        /// The last step.
+        /// The step where the step size reaches zero.
         total: usize,
     },
+}
+
+impl Schedule {
+    /// The factor on the base step size at step `k` after warm-up.
+    ///
+    /// ```
+    /// use fogkit::optim::Schedule;
+    /// let c = Schedule::Cosine { total: 4 };
+    /// assert_eq!((c.factor(0), c.factor(2), c.factor(4), c.factor(9)), (1.0, 0.5, 0.0, 0.0));
+    /// ```
+    pub fn factor(&self, k: usize) -> f64 {
+        match *self {
+            Schedule::Constant => 1.0,
+            Schedule::Step { every, factor } => factor.powi((k / every.max(1)) as i32),
+            Schedule::Cosine { total } if k >= total => 0.0,
+            Schedule::Cosine { total } => {
+                0.5 * (1.0 + (std::f64::consts::PI * k as f64 / total as f64).cos())
+            }
+        }
+    }
 }

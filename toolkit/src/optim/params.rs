@@ -1,44 +1,42 @@
 //! A model's trainable tensors as one flat vector, visited through dfdx's
 //! `TensorCollection` (any model, no code per model). One flat vector is also one fused
-//! buffer per exchange: a model's many small tensors travel together.
+//! buffer per exchange: a model's many small tensors travel together. Any element type
+//! and device dfdx offers (a device's values are copied to and from the host vector).
 
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorRef,
 };
-use dfdx::prelude::{Cpu, Gradients, Shape, Tensor};
+use dfdx::prelude::{Device, Dtype, Gradients, Shape, Tensor};
 use dfdx::shapes::HasShape;
 
 use crate::{Error, Result};
 
 /// Reads parameters (or their gradients) in visiting order into a reused buffer.
-struct Read<'a> {
-    out: &'a mut Vec<f32>,
-    grads: Option<&'a mut Gradients<f32, Cpu>>,
+struct Read<'a, E: Dtype, D: Device<E>> {
+    out: &'a mut Vec<E>,
+    grads: Option<&'a mut Gradients<E, D>>,
 }
 
-impl TensorVisitor<f32, Cpu> for Read<'_> {
+impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for Read<'_, E, D> {
     type Viewer = ViewTensorRef;
     type Err = Error;
-    type E2 = f32;
-    type D2 = Cpu;
+    type E2 = E;
+    type D2 = D;
 
     fn visit<S: Shape>(
         &mut self,
-        opts: TensorOptions<S, f32, Cpu>,
-        t: &Tensor<S, f32, Cpu>,
-    ) -> Result<Option<Tensor<S, f32, Cpu>>> {
+        opts: TensorOptions<S, E, D>,
+        t: &Tensor<S, E, D>,
+    ) -> Result<Option<Tensor<S, E, D>>> {
         if opts.do_gradient_update {
+            let at = self.out.len();
+            self.out.resize(at + t.shape().num_elements(), E::default());
             match &mut self.grads {
-                None => {
-                    let at = self.out.len();
-                    self.out.resize(at + t.shape().num_elements(), 0.0);
-                    t.copy_into(&mut self.out[at..]);
-                }
+                None => t.copy_into(&mut self.out[at..]),
                 Some(g) => {
-                    let g = g
-                        .get_or_alloc_mut(t)
-                        .map_err(|e| Error::Tensor(format!("gradient buffer: {e}")))?;
-                    self.out.extend_from_slice(g);
+                    g.try_alloc_for(t)
+                        .map_err(|e| Error::Tensor(format!("gradient buffer: {e:?}")))?;
+                    g.get(t).copy_into(&mut self.out[at..]);
                 }
             }
         }
@@ -47,22 +45,22 @@ impl TensorVisitor<f32, Cpu> for Read<'_> {
 }
 
 /// Writes parameters from a flat slice in visiting order.
-struct Write<'a> {
-    src: &'a [f32],
+struct Write<'a, E> {
+    src: &'a [E],
     at: usize,
 }
 
-impl TensorVisitor<f32, Cpu> for Write<'_> {
+impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for Write<'_, E> {
     type Viewer = ViewTensorMut;
     type Err = Error;
-    type E2 = f32;
-    type D2 = Cpu;
+    type E2 = E;
+    type D2 = D;
 
     fn visit<S: Shape>(
         &mut self,
-        opts: TensorOptions<S, f32, Cpu>,
-        t: &mut Tensor<S, f32, Cpu>,
-    ) -> Result<Option<Tensor<S, f32, Cpu>>> {
+        opts: TensorOptions<S, E, D>,
+        t: &mut Tensor<S, E, D>,
+    ) -> Result<Option<Tensor<S, E, D>>> {
         if opts.do_gradient_update {
             let n = t.shape().num_elements();
             let part = self.src.get(self.at..self.at + n).ok_or_else(|| {
@@ -92,7 +90,7 @@ impl TensorVisitor<f32, Cpu> for Write<'_> {
 /// fogkit::optim::set_parameters(&mut model, &flat).unwrap();
 /// assert_eq!(model.weight.array(), [[1.0, 1.0]]);
 /// ```
-pub fn parameters<M: TensorCollection<f32, Cpu>>(model: &M) -> Vec<f32> {
+pub fn parameters<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(model: &M) -> Vec<E> {
     let mut out = Vec::new();
     // Reading values cannot fail: only gradient lookups report errors.
     let _ = read_into(model, None, &mut out);
@@ -100,10 +98,10 @@ pub fn parameters<M: TensorCollection<f32, Cpu>>(model: &M) -> Vec<f32> {
 }
 
 /// Parameters (`grads: None`) or gradients into `out`, replacing its contents.
-pub(crate) fn read_into<M: TensorCollection<f32, Cpu>>(
+pub(crate) fn read_into<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
     model: &M,
-    grads: Option<&mut Gradients<f32, Cpu>>,
-    out: &mut Vec<f32>,
+    grads: Option<&mut Gradients<E, D>>,
+    out: &mut Vec<E>,
 ) -> Result<()> {
     out.clear();
     let mut read = Read { out, grads };
@@ -116,10 +114,10 @@ pub(crate) fn read_into<M: TensorCollection<f32, Cpu>>(
 
 /// The gradients of the model's trainable values, in [`parameters`] order (zeros for a
 /// tensor the loss did not reach).
-pub fn gradients<M: TensorCollection<f32, Cpu>>(
+pub fn gradients<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
     model: &M,
-    grads: &mut Gradients<f32, Cpu>,
-) -> Result<Vec<f32>> {
+    grads: &mut Gradients<E, D>,
+) -> Result<Vec<E>> {
     let mut out = Vec::new();
     read_into(model, Some(grads), &mut out)?;
     Ok(out)
@@ -127,7 +125,10 @@ pub fn gradients<M: TensorCollection<f32, Cpu>>(
 
 /// Sets the model's trainable values from a vector in [`parameters`] order; its length must
 /// match exactly.
-pub fn set_parameters<M: TensorCollection<f32, Cpu>>(model: &mut M, flat: &[f32]) -> Result<()> {
+pub fn set_parameters<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
+    model: &mut M,
+    flat: &[E],
+) -> Result<()> {
     let mut write = Write { src: flat, at: 0 };
     M::iter_tensors(&mut RecursiveWalker {
         m: model,

@@ -98,3 +98,32 @@ pub fn one_peer_exponential_two(n: usize, rank: usize, k: usize) -> OnePeer {
         recv_from: vec![(rank + n - d % n) % n],
     }
 }
+
+/// The one-peer hypercube (Shi et al.; Ying et al., NeurIPS 2021): at iteration `k`, rank
+/// `i` exchanges with `i XOR 2^(k mod tau)`, `tau = log2 n`. Each step's `W` (weights 1/2)
+/// is symmetric and doubly stochastic, and `tau` steps give the exact average: the
+/// symmetric form of the one-peer exponential graph, for methods that need a symmetric
+/// `W` (DecentLaM, D^2). Needs `n` a power of two; `None` otherwise.
+///
+/// ```
+/// let p = fogkit::topology::one_peer_hypercube(8, 3, 1).unwrap();
+/// assert_eq!((p.send_to, p.recv_from), (vec![1], vec![1]));
+/// assert!(fogkit::topology::one_peer_hypercube(6, 0, 0).is_none());
+/// ```
+pub fn one_peer_hypercube(n: usize, rank: usize, k: usize) -> Option<OnePeer> {
+    if n == 0 || !n.is_power_of_two() || rank >= n {
+        return None;
+    }
+    if n == 1 {
+        return Some(OnePeer {
+            send_to: vec![],
+            recv_from: vec![],
+        });
+    }
+    let tau = n.trailing_zeros() as usize;
+    let peer = rank ^ (1 << (k % tau));
+    Some(OnePeer {
+        send_to: vec![peer],
+        recv_from: vec![peer],
+    })
+}

@@ -21,13 +21,15 @@
 
 mod dynamic;
 mod generators;
+mod inner_outer;
 
-pub use dynamic::{one_peer_exponential_two, OnePeer, OnePeerSchedule};
+pub use dynamic::{one_peer_exponential_two, one_peer_hypercube, OnePeer, OnePeerSchedule};
 pub use generators::{
     exponential, exponential_two, fully_connected, mesh_grid_2d, mesh_grid_2d_shape, ring,
     ring_directed, star, star_with_center, symmetric_exponential, symmetric_exponential_with_base,
     RingStyle,
 };
+pub use inner_outer::{inner_outer_exp2, inner_outer_ring};
 
 use std::fmt;
 

@@ -1,0 +1,290 @@
+//! Communication as a value (BlueFog's `communication_type`): how an optimizer forms `W x`
+//! at step `k`. A rule asks for `W x` and never knows whether it came from the static
+//! topology, a dynamic schedule, machines, a global average or nothing at all.
+//!
+//! This module resolves and applies `W`; it never does a rule's arithmetic.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::ops::{NeighborWeights, ReduceOp};
+use crate::tensor::Element;
+use crate::topology::{
+    inner_outer_exp2, inner_outer_ring, one_peer_exponential_two, one_peer_hypercube,
+    OnePeerSchedule, Topology,
+};
+use crate::{Error, Fog, Result};
+
+/// A user's schedule: `(rank, size, k) -> ` that rank's weights at step `k`. Every rank
+/// must get weights that pair up (who receives from whom is who sends to whom).
+pub type WeightsFn = Arc<dyn Fn(usize, usize, usize) -> NeighborWeights + Send + Sync>;
+
+/// How an optimizer's `W x` is formed.
+///
+/// ```
+/// use fogkit::optim::{Communication, Dynamic};
+/// assert_eq!(Communication::parse("one-peer-exp2").unwrap(), Communication::Dynamic(Dynamic::OnePeerExponential));
+/// assert!(Communication::parse("ring").unwrap_err().to_string().contains("one-peer-hypercube"));
+/// ```
+#[derive(Clone, PartialEq)]
+pub enum Communication {
+    /// The topology in force on the handle ([`Fog::set_topology`]): `neighbor_allreduce`.
+    Static,
+    /// A new `W` at every step: `neighbor_allreduce_with` and the schedule's weights.
+    Dynamic(Dynamic),
+    /// Average within each machine, then mix machines over the machine topology
+    /// (`hierarchical_neighbor_allreduce`).
+    Hierarchical,
+    /// The exact average over all ranks (`allreduce`): `W = 11^T / n`.
+    Global,
+    /// No communication: `W = I` (local steps only).
+    None,
+}
+
+/// A dynamic schedule: which peers each rank mixes with at step `k` (uniform weights
+/// `1 / (receivers + 1)`, as in BlueFog's examples).
+#[derive(Clone)]
+pub enum Dynamic {
+    /// The one-peer exponential graph: rank `i` sends to `i + 2^(k mod tau)` (BlueFog's
+    /// default in its examples). Each step's `W` is doubly stochastic, not symmetric.
+    OnePeerExponential,
+    /// The one-peer hypercube: rank `i` pairs with `i XOR 2^(k mod tau)`; symmetric `W`
+    /// at every step (for DecentLaM and D^2). Needs a power-of-two number of ranks.
+    OnePeerHypercube,
+    /// BlueFog's one-peer schedule over a base topology's out-neighbours.
+    OnePeer(OnePeerSchedule),
+    /// BlueFog's inner-ring / outer-ring machine schedule (machines of more than 2 ranks).
+    InnerOuterRing,
+    /// BlueFog's inner-exp2 / outer-exp2 machine schedule (machines of more than 2 ranks).
+    InnerOuterExp2,
+    /// Any function of `(rank, size, k)`.
+    Custom(WeightsFn),
+}
+
+impl PartialEq for Dynamic {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Dynamic::OnePeer(a), Dynamic::OnePeer(b)) => {
+                a.size() == b.size() && (0..a.size()).all(|r| a.at(r, 0) == b.at(r, 0))
+            }
+            (Dynamic::Custom(a), Dynamic::Custom(b)) => Arc::ptr_eq(a, b),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl fmt::Debug for Dynamic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Debug for Communication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl fmt::Display for Communication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// The names [`Communication::parse`] accepts, in order.
+pub const COMMUNICATION_NAMES: [&str; 8] = [
+    "static",
+    "one-peer-exp2",
+    "one-peer-hypercube",
+    "inner-outer-ring",
+    "inner-outer-exp2",
+    "hierarchical",
+    "global",
+    "none",
+];
+
+impl Dynamic {
+    fn name(&self) -> &'static str {
+        match self {
+            Dynamic::OnePeerExponential => "one-peer-exp2",
+            Dynamic::OnePeerHypercube => "one-peer-hypercube",
+            Dynamic::OnePeer(_) => "one-peer",
+            Dynamic::InnerOuterRing => "inner-outer-ring",
+            Dynamic::InnerOuterExp2 => "inner-outer-exp2",
+            Dynamic::Custom(_) => "custom",
+        }
+    }
+
+    /// `rank`'s weights at step `k` among `size` ranks in machines of `local` ranks.
+    fn weights(&self, size: usize, local: usize, rank: usize, k: usize) -> Result<NeighborWeights> {
+        let machines = || {
+            Error::InvalidArgument(format!(
+                "the {} schedule needs machines of more than 2 ranks each, found {local} \
+                 ranks per machine among {size}",
+                self.name()
+            ))
+        };
+        let peers = match self {
+            Dynamic::OnePeerExponential => one_peer_exponential_two(size, rank, k),
+            Dynamic::OnePeerHypercube => one_peer_hypercube(size, rank, k).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "the one-peer hypercube needs a power-of-two number of ranks, found {size}"
+                ))
+            })?,
+            Dynamic::OnePeer(s) if s.size() == size => s.at(rank, k),
+            Dynamic::OnePeer(s) => {
+                return Err(Error::InvalidArgument(format!(
+                    "a one-peer schedule over {} ranks used on {size} ranks",
+                    s.size()
+                )))
+            }
+            Dynamic::InnerOuterRing => {
+                inner_outer_ring(size, local, rank, k).ok_or_else(machines)?
+            }
+            Dynamic::InnerOuterExp2 => {
+                inner_outer_exp2(size, local, rank, k).ok_or_else(machines)?
+            }
+            Dynamic::Custom(f) => return Ok(f(rank, size, k)),
+        };
+        Ok(NeighborWeights::from_one_peer(&peers))
+    }
+}
+
+impl Communication {
+    /// The name used in tables and on the command line.
+    pub fn name(&self) -> String {
+        match self {
+            Communication::Static => "static".into(),
+            Communication::Dynamic(d) => d.name().into(),
+            Communication::Hierarchical => "hierarchical".into(),
+            Communication::Global => "global".into(),
+            Communication::None => "none".into(),
+        }
+    }
+
+    /// Parses one of [`COMMUNICATION_NAMES`].
+    pub fn parse(name: &str) -> Result<Communication> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "static" => Communication::Static,
+            "one-peer-exp2" => Communication::Dynamic(Dynamic::OnePeerExponential),
+            "one-peer-hypercube" => Communication::Dynamic(Dynamic::OnePeerHypercube),
+            "inner-outer-ring" => Communication::Dynamic(Dynamic::InnerOuterRing),
+            "inner-outer-exp2" => Communication::Dynamic(Dynamic::InnerOuterExp2),
+            "hierarchical" => Communication::Hierarchical,
+            "global" => Communication::Global,
+            "none" => Communication::None,
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown communication {name:?}: expected one of {}",
+                    COMMUNICATION_NAMES.join(", ")
+                )))
+            }
+        })
+    }
+
+    /// `W` for this rank at step `k`.
+    pub(crate) fn plan(&self, bf: &Fog, k: usize) -> Result<Plan> {
+        Ok(match self {
+            Communication::Static => Plan::Static(bf.topology()),
+            Communication::Dynamic(d) => {
+                Plan::Weights(d.weights(bf.size(), bf.local_size(), bf.rank(), k)?)
+            }
+            Communication::Hierarchical => Plan::Hierarchical(bf.machine_topology()),
+            Communication::Global => Plan::Global,
+            Communication::None => Plan::Identity,
+        })
+    }
+
+    /// Where this step's `W` is not symmetric, in words (`None` when it is). Every rank
+    /// reaches the same answer: a dynamic schedule is checked over all ranks' rows.
+    pub(crate) fn asymmetry(&self, bf: &Fog, plan: &Plan, k: usize) -> Result<Option<String>> {
+        let topo_asym = |t: &Topology, what: &str| {
+            (!t.is_symmetric(1e-12)).then(|| {
+                format!(
+                    "the {what} topology's W is not symmetric ({} ranks)",
+                    t.size()
+                )
+            })
+        };
+        Ok(match (self, plan) {
+            (_, Plan::Identity | Plan::Global) => None,
+            (_, Plan::Static(t)) => topo_asym(t, "static"),
+            (_, Plan::Hierarchical(t)) => topo_asym(t, "machine"),
+            (Communication::Dynamic(d), Plan::Weights(_)) => {
+                let n = bf.size();
+                let rows = (0..n)
+                    .map(|r| d.weights(n, bf.local_size(), r, k))
+                    .collect::<Result<Vec<_>>>()?;
+                let w = |i: usize, j: usize| -> f64 {
+                    let src = rows[i]
+                        .src_weights
+                        .iter()
+                        .find(|p| p.0 == j)
+                        .map_or(0.0, |p| p.1);
+                    let scale = if rows[j].dst_weights.is_empty() {
+                        1.0
+                    } else {
+                        rows[j]
+                            .dst_weights
+                            .iter()
+                            .find(|p| p.0 == i)
+                            .map_or(0.0, |p| p.1)
+                    };
+                    src * scale
+                };
+                (0..n)
+                    .flat_map(|i| (0..i).map(move |j| (i, j)))
+                    .find(|&(i, j)| (w(i, j) - w(j, i)).abs() > 1e-12)
+                    .map(|(i, j)| {
+                        format!(
+                            "the {} schedule's W at step {k} is not symmetric (w[{i}][{j}] = {}, \
+                             w[{j}][{i}] = {})",
+                            d.name(),
+                            w(i, j),
+                            w(j, i)
+                        )
+                    })
+            }
+            (_, Plan::Weights(_)) => None,
+        })
+    }
+}
+
+/// `W` at one step, resolved for this rank.
+pub(crate) enum Plan {
+    /// `W = I`: no communication.
+    Identity,
+    /// The static topology (as it was when the step began).
+    Static(Arc<Topology>),
+    /// Per-step weights.
+    Weights(NeighborWeights),
+    /// Machines, over this machine topology.
+    Hierarchical(Arc<Topology>),
+    /// The global average.
+    Global,
+}
+
+impl Plan {
+    /// `out = W x` (collective unless `W = I`).
+    pub(crate) fn apply<E: Element>(&self, bf: &Fog, x: &[E], out: &mut [E]) -> Result<()> {
+        match self {
+            Plan::Identity => {
+                out.copy_from_slice(x);
+                Ok(())
+            }
+            Plan::Static(_) => bf.neighbor_allreduce_into(x, out),
+            Plan::Weights(w) => bf.neighbor_allreduce_with_into(x, out, w),
+            Plan::Hierarchical(_) => bf.hierarchical_neighbor_allreduce_into(x, out),
+            Plan::Global => bf.allreduce_into(x, out, ReduceOp::Avg),
+        }
+    }
+
+    /// `W` as a fingerprint, to notice when a static `W` changes.
+    pub(crate) fn fingerprint(&self) -> Option<u64> {
+        match self {
+            Plan::Static(t) => Some(t.fingerprint()),
+            Plan::Hierarchical(t) => Some(t.fingerprint() ^ 1),
+            _ => None,
+        }
+    }
+}
