@@ -132,6 +132,8 @@ pub struct Case {
     pub comm: Communication,
     pub every: usize,
     pub lr: Lr,
+    /// Start `W x` before the gradient ([`Optimizer::begin`]).
+    pub overlap: bool,
 }
 
 /// Every case: each method over each communication, constant and warm-up + cosine step
@@ -149,7 +151,22 @@ pub fn cases() -> Vec<Case> {
                     comm: comm.clone(),
                     every: 1,
                     lr,
+                    overlap: false,
                 });
+                // The adapt-while-combine forms again, their exchange overlapped with the
+                // gradient.
+                let awc = matches!(method, Method::AwcDmSgd | Method::DsgdCta | Method::Awc(_));
+                if awc {
+                    v.push(Case {
+                        method,
+                        nesterov,
+                        comm_name,
+                        comm: comm.clone(),
+                        every: 1,
+                        lr,
+                        overlap: true,
+                    });
+                }
             }
         }
         v.push(Case {
@@ -159,6 +176,7 @@ pub fn cases() -> Vec<Case> {
             comm: Communication::Static,
             every: 3,
             lr: Lr::Constant,
+            overlap: false,
         });
         v.push(Case {
             method,
@@ -167,6 +185,7 @@ pub fn cases() -> Vec<Case> {
             comm: Communication::Dynamic(Dynamic::OnePeerHypercube),
             every: 2,
             lr: Lr::WarmCosine,
+            overlap: matches!(method, Method::Awc(_)),
         });
     }
     v
@@ -176,12 +195,13 @@ impl Case {
     /// What the case is called in messages.
     pub fn label(&self) -> String {
         format!(
-            "{}{} over {} (every {}, {:?})",
+            "{}{} over {} (every {}, {:?}{})",
             self.method.name(),
             if self.nesterov { " (Nesterov)" } else { "" },
             self.comm_name,
             self.every,
-            self.lr
+            self.lr,
+            if self.overlap { ", overlapped" } else { "" }
         )
     }
 
@@ -214,6 +234,12 @@ pub fn run_case(bf: &Fog, case: &Case) -> fogkit::Result<Vec<Vec<f64>>> {
     let mut x = x0(bf.rank());
     let mut traj = Vec::new();
     for _ in 0..STEPS {
+        if case.overlap && !opt.begin(bf, &x)? {
+            return Err(fogkit::Error::InvalidArgument(format!(
+                "{}: begin started no exchange",
+                case.label()
+            )));
+        }
         let g: Vec<f64> = (0..D).map(|d| x[d] - b(bf.rank())[d]).collect();
         opt.step(bf, &mut x, &g)?;
         traj.push(x.clone());

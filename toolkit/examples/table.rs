@@ -12,7 +12,7 @@
 //!
 //! Run: `cargo run --release -p fogkit --example table -- [--out DIR] [--epochs E]
 //! [--methods a,b,..] [--batches small,large] [--seeds S] [--ranks N] [--steps S]
-//! [--test-images T]` (DIR defaults to `tutorials/src/results`; with `--seeds S` every
+//! [--test-images T]` (`--help` lists them with their values; DIR defaults to `tutorials/src/results`; with `--seeds S` every
 //! cell is the mean of S runs with other initial weights and batch orders, and its
 //! range). `--steps` (per epoch) and `--test-images` (the first T test images) make a
 //! quick run that checks the program, not the claim; under `fogrun -np N` it runs one
@@ -20,6 +20,8 @@
 
 use std::fmt::Write as _;
 
+use clap::builder::PossibleValuesParser;
+use clap::{Arg, ArgMatches, Command};
 use fogkit::data::{fashion_mnist, partition_dirichlet};
 use fogkit::nn::LeNet5;
 use fogkit::optim::{Method, Optimizer};
@@ -65,56 +67,82 @@ const SETTINGS: [Setting; 2] = [
     },
 ];
 
-fn main() -> fogkit::Result<()> {
-    fogkit::timeline::init_logging();
-    let mut out = std::path::PathBuf::from("tutorials/src/results");
-    let mut epochs = 10;
-    let mut seeds = 1;
-    let mut ranks = fogkit::launch::ranks_or(8);
-    let mut steps: Option<usize> = None;
-    let mut test_images: Option<usize> = None;
-    // The talk's methods and baselines; CTA is DSGD in another order.
-    let mut methods: Vec<Method> = Method::ALL
-        .into_iter()
-        .filter(|m| *m != Method::DsgdCta)
-        .collect();
-    let mut settings: Vec<&Setting> = SETTINGS.iter().collect();
-    let bad = |k: &str, v: &str| Error::InvalidArgument(format!("{k}: cannot use {v:?}"));
-    for (k, v) in fogkit::launch::option_pairs(std::env::args().skip(1))? {
-        let (k, v) = (k.as_str(), v.as_str());
-        match k {
-            "--out" => out = v.into(),
-            "--epochs" => epochs = v.parse().map_err(|_| bad(k, v))?,
-            "--seeds" => seeds = v.parse().map_err(|_| bad(k, v))?,
-            "--ranks" => ranks = v.parse().map_err(|_| bad(k, v))?,
-            "--steps" => steps = Some(v.parse().map_err(|_| bad(k, v))?),
-            "--test-images" => test_images = Some(v.parse().map_err(|_| bad(k, v))?),
-            "--methods" => {
-                methods = v
-                    .split(',')
-                    .map(Method::parse)
-                    .collect::<fogkit::Result<_>>()?
-            }
-            "--batches" => {
-                settings = v
-                    .split(',')
-                    .map(|name| {
-                        SETTINGS.iter().find(|s| s.name == name).ok_or_else(|| {
-                            Error::InvalidArgument(format!(
-                                "--batches: expected small or large, found {name:?}"
-                            ))
-                        })
-                    })
-                    .collect::<fogkit::Result<_>>()?
-            }
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "unknown option {k} (expected --out, --epochs, --methods, --batches, --seeds, \
-                     --ranks, --steps or --test-images)"
-                )))
-            }
-        }
+fn command() -> Command {
+    let methods: Vec<&'static str> = Method::all().iter().map(|m| m.name()).collect();
+    let num = |name: &'static str, help: &'static str| {
+        Arg::new(name).long(name).value_name("N").help(help)
+    };
+    Command::new("table")
+        .about("The talk's deep-learning table on one machine: LeNet-5 on Fashion-MNIST, every method, small and large batch")
+        .arg(Arg::new("out").long("out").value_name("DIR").default_value("tutorials/src/results").help("Where the table and its CSV go"))
+        .arg(num("epochs", "Epochs per run [default: 10]"))
+        .arg(
+            Arg::new("methods")
+                .long("methods")
+                .value_delimiter(',')
+                .value_parser(PossibleValuesParser::new(methods))
+                .ignore_case(true)
+                .help("Methods, comma-separated [default: the talk's methods but DSGD-CTA]"),
+        )
+        .arg(Arg::new("batches").long("batches").value_delimiter(',').value_parser(["small", "large"]).help("Settings, comma-separated [default: small,large]"))
+        .arg(num("seeds", "Runs per cell, their mean and range [default: 1]"))
+        .arg(num("ranks", "In-process ranks [default: 8, or FOGKIT_RANKS; under fogrun: the processes]"))
+        .arg(num("steps", "Steps per epoch, for a quick check [default: one pass]"))
+        .arg(num("test-images", "Evaluate on the first N test images [default: all]"))
+}
+
+/// A number given for `id`, or an error in clap's words (exit code 2).
+fn get(m: &ArgMatches, id: &str) -> Result<Option<usize>, clap::Error> {
+    match m.get_one::<String>(id) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            command().error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value {v:?} for --{id}: expected a whole number"),
+            )
+        }),
     }
+}
+
+/// Bad input exits with code 2 and its message in plain words; a failure while training
+/// with 1.
+fn main() {
+    fogkit::timeline::init_logging();
+    if let Err(e) = table() {
+        eprintln!("error: {e}");
+        let bad_input = matches!(
+            e,
+            Error::InvalidArgument(_) | Error::Topology(_) | Error::Data(_)
+        );
+        std::process::exit(if bad_input { 2 } else { 1 });
+    }
+}
+
+fn table() -> fogkit::Result<()> {
+    let m = command().try_get_matches().unwrap_or_else(|e| e.exit());
+    let arg = |id: &str| get(&m, id).unwrap_or_else(|e| e.exit());
+    let out = std::path::PathBuf::from(m.get_one::<String>("out").cloned().unwrap_or_default());
+    let epochs = arg("epochs").unwrap_or(10);
+    let seeds = arg("seeds").unwrap_or(1);
+    let ranks = arg("ranks").unwrap_or_else(|| fogkit::launch::ranks_or(8));
+    let steps = arg("steps");
+    let test_images = arg("test-images");
+    // The talk's methods and baselines; CTA is DSGD in another order.
+    let methods: Vec<Method> = match m.get_many::<String>("methods") {
+        Some(names) => names
+            .map(|n| Method::parse(n))
+            .collect::<fogkit::Result<_>>()?,
+        None => Method::ALL
+            .into_iter()
+            .filter(|m| *m != Method::DsgdCta)
+            .collect(),
+    };
+    let settings: Vec<&Setting> = match m.get_many::<String>("batches") {
+        Some(names) => names
+            .filter_map(|n| SETTINGS.iter().find(|s| s.name == n.as_str()))
+            .collect(),
+        None => SETTINGS.iter().collect(),
+    };
     if epochs == 0 || seeds == 0 || ranks == 0 || steps == Some(0) || test_images == Some(0) {
         return Err(Error::InvalidArgument(format!(
             "expected at least one epoch, seed, rank, step and test image, found --epochs \

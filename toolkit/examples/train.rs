@@ -1,28 +1,33 @@
-//! Trains any of the chapter's networks with any optimizer on in-process ranks or, under
-//! mpirun, one rank per process: the same command either way.
+//! Trains any of the chapter's networks with any optimizer and communication on
+//! in-process ranks or, under fogrun, one rank per process: the same command either way.
 //!
 //! ```text
 //! cargo run --release -p fogkit --features metrics --example train -- \
 //!     --model lenet --method DecentLaM --data fashion-mnist --ranks 4 --epochs 2 \
 //!     --batch 64 --lr 0.05 --partition dirichlet=0.5 --metrics train.parquet
-//! fogrun -np 4 target/release/examples/train --model mlp --data mnist   # over MPI
+//! cargo run --release -p fogkit --example train -- --help      # every option and its values
+//! # over MPI: build with the mpi feature, then run one rank per process
+//! cargo build --release -p fogkit --features mpi --example train --bin fogrun
+//! target/release/fogrun -np 4 target/release/examples/train --model mlp --data mnist \
+//!     --method AWC-DmSGD --communication one-peer-exp2
 //! ```
-//! Options: `--model mlp|lenet|resnet20`, `--method` (see `fogkit::optim::Method`), `--data
-//! mnist|fashion-mnist|cifar10=DIR`, `--ranks N`, `--epochs E`, `--batch B` (per rank),
-//! `--steps S` (per epoch; default: one pass), `--lr`, `--momentum`, `--weight-decay`,
-//! `--topology ring|symmetric-exponential|fully-connected`, `--partition iid|dirichlet=ALPHA`,
-//! `--seed`, and with the `metrics` feature `--metrics FILE.parquet|FILE.csv` and a
-//! progress bar. Prints one line per epoch and a digest of the final parameters.
+//! Prints one line per epoch and a digest of the final parameters. Bad input exits with
+//! code 2 and says what was expected.
 
+use clap::builder::PossibleValuesParser;
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use fogkit::data::{cifar10, fashion_mnist, mnist, partition_dirichlet, partition_iid, Split};
 use fogkit::nn::{LeNet5, MlpNet, ResNet20};
-use fogkit::optim::{parameters, Method, Optimizer};
+use fogkit::optim::{parameters, Communication, Method, Optimizer, COMMUNICATION_NAMES};
 use fogkit::prelude::*;
 use fogkit::train::{build, train, Network, Training};
 
 struct Args {
     model: String,
     method: Method,
+    communication: Option<Communication>,
+    every: usize,
+    nesterov: bool,
     data: String,
     ranks: usize,
     epochs: usize,
@@ -37,49 +42,80 @@ struct Args {
     metrics: Option<String>,
 }
 
-fn parse() -> fogkit::Result<Args> {
-    let mut a = Args {
-        model: "mlp".into(),
-        method: Method::DecentLam,
-        data: "mnist".into(),
-        ranks: fogkit::launch::ranks_or(4),
-        epochs: 1,
-        batch: 64,
-        steps: None,
-        lr: 0.05,
-        momentum: 0.9,
-        weight_decay: 0.0,
-        topology: "ring".into(),
-        partition: "iid".into(),
-        seed: 1,
-        metrics: None,
+fn command() -> Command {
+    let methods: Vec<&'static str> = Method::all().iter().map(|m| m.name()).collect();
+    let num = |name: &'static str, default: &'static str, help: &'static str| {
+        Arg::new(name)
+            .long(name)
+            .value_name("N")
+            .default_value(default)
+            .help(help)
     };
-    let bad = |k: &str, v: &str| Error::InvalidArgument(format!("{k}: cannot use {v:?}"));
-    for (k, v) in fogkit::launch::option_pairs(std::env::args().skip(1))? {
-        let (k, v) = (k.as_str(), v.as_str());
-        match k {
-            "--model" => a.model = v.into(),
-            "--method" => a.method = Method::parse(v)?,
-            "--data" => a.data = v.into(),
-            "--ranks" => a.ranks = v.parse().map_err(|_| bad(k, v))?,
-            "--epochs" => a.epochs = v.parse().map_err(|_| bad(k, v))?,
-            "--batch" => a.batch = v.parse().map_err(|_| bad(k, v))?,
-            "--steps" => a.steps = Some(v.parse().map_err(|_| bad(k, v))?),
-            "--lr" => a.lr = v.parse().map_err(|_| bad(k, v))?,
-            "--momentum" => a.momentum = v.parse().map_err(|_| bad(k, v))?,
-            "--weight-decay" => a.weight_decay = v.parse().map_err(|_| bad(k, v))?,
-            "--topology" => a.topology = v.into(),
-            "--partition" => a.partition = v.into(),
-            "--seed" => a.seed = v.parse().map_err(|_| bad(k, v))?,
-            "--metrics" => a.metrics = Some(v.into()),
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "unknown option {k} (see the example's doc comment)"
-                )))
-            }
-        }
+    Command::new("train")
+        .allow_negative_numbers(true)
+        .about("Trains a network with a decentralized optimizer on in-process ranks, or under fogrun one rank per process")
+        .arg(Arg::new("model").long("model").value_parser(["mlp", "lenet", "resnet20"]).default_value("mlp").help("The network"))
+        .arg(Arg::new("method").long("method").value_parser(PossibleValuesParser::new(methods)).ignore_case(true).default_value("DecentLaM").help("The update rule"))
+        .arg(Arg::new("communication").long("communication").value_parser(PossibleValuesParser::new(COMMUNICATION_NAMES)).help("How W x is formed [default: global for PmSGD, static for the others]"))
+        .arg(num("every", "1", "Communicate every N-th step, local steps between"))
+        .arg(Arg::new("nesterov").long("nesterov").action(ArgAction::SetTrue).help("Nesterov momentum"))
+        .arg(Arg::new("data").long("data").value_name("SET").default_value("mnist").help("mnist, fashion-mnist or cifar10=DIR"))
+        .arg(Arg::new("ranks").long("ranks").value_name("N").help("In-process ranks [default: 4, or FOGKIT_RANKS; under fogrun: the processes]"))
+        .arg(num("epochs", "1", "Passes over the data"))
+        .arg(num("batch", "64", "Images per rank per step"))
+        .arg(Arg::new("steps").long("steps").value_name("N").help("Steps per epoch [default: one pass over the data]"))
+        .arg(Arg::new("lr").long("lr").value_name("X").default_value("0.05").help("Step size"))
+        .arg(Arg::new("momentum").long("momentum").value_name("X").default_value("0.9").help("Momentum beta"))
+        .arg(Arg::new("weight-decay").long("weight-decay").value_name("X").default_value("0").help("L2 weight decay"))
+        .arg(Arg::new("topology").long("topology").value_parser(["ring", "symmetric-exponential", "fully-connected"]).default_value("ring").help("The static topology"))
+        .arg(Arg::new("partition").long("partition").value_name("P").default_value("iid").help("iid or dirichlet=ALPHA"))
+        .arg(num("seed", "1", "Seed of the weights, shares and batches"))
+        .arg(Arg::new("metrics").long("metrics").value_name("FILE").help("Write per-epoch metrics to FILE.parquet or FILE.csv (needs --features metrics)"))
+}
+
+/// A value of `id`, parsed, or an error in clap's words (exit code 2).
+fn get<T: std::str::FromStr>(m: &ArgMatches, id: &str) -> Result<Option<T>, clap::Error> {
+    match m.get_one::<String>(id) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            command().error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value {v:?} for --{id}: expected a number"),
+            )
+        }),
     }
-    Ok(a)
+}
+
+fn parse() -> Result<Args, clap::Error> {
+    let m = command().try_get_matches()?;
+    let text = |id: &str| m.get_one::<String>(id).cloned().unwrap_or_default();
+    let need = |v: Option<f64>| v.unwrap_or_default();
+    Ok(Args {
+        model: text("model"),
+        method: Method::parse(&text("method"))
+            .map_err(|e| command().error(clap::error::ErrorKind::InvalidValue, e))?,
+        communication: match m.get_one::<String>("communication") {
+            Some(c) => Some(
+                Communication::parse(c)
+                    .map_err(|e| command().error(clap::error::ErrorKind::InvalidValue, e))?,
+            ),
+            None => None,
+        },
+        every: get(&m, "every")?.unwrap_or(1),
+        nesterov: m.get_flag("nesterov"),
+        data: text("data"),
+        ranks: get(&m, "ranks")?.unwrap_or_else(|| fogkit::launch::ranks_or(4)),
+        epochs: get(&m, "epochs")?.unwrap_or(1),
+        batch: get(&m, "batch")?.unwrap_or(64),
+        steps: get(&m, "steps")?,
+        lr: need(get(&m, "lr")?),
+        momentum: need(get(&m, "momentum")?),
+        weight_decay: need(get(&m, "weight-decay")?),
+        topology: text("topology"),
+        partition: text("partition"),
+        seed: get(&m, "seed")?.unwrap_or(1),
+        metrics: m.get_one::<String>("metrics").cloned(),
+    })
 }
 
 fn topology_for(name: &str, n: usize) -> fogkit::Result<Topology> {
@@ -119,7 +155,12 @@ fn run<M: Network>(a: &Args, data: &Split) -> fogkit::Result<()> {
         let mut opt = Optimizer::new(a.method)
             .lr(a.lr)
             .momentum(a.momentum)
-            .weight_decay(a.weight_decay);
+            .nesterov(a.nesterov)
+            .weight_decay(a.weight_decay)
+            .communicate_every(a.every);
+        if let Some(c) = &a.communication {
+            opt = opt.communication(c.clone());
+        }
         let cfg = Training {
             epochs: a.epochs,
             batch: a.batch,
@@ -199,9 +240,25 @@ fn run<M: Network>(a: &Args, data: &Split) -> fogkit::Result<()> {
     Ok(())
 }
 
-fn main() -> fogkit::Result<()> {
+/// Bad input exits with code 2 and its message in plain words (clap's own for the command
+/// line); a failure while training with 1.
+fn main() {
     fogkit::timeline::init_logging();
-    let a = parse()?;
+    let a = match parse() {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = train_with(&a) {
+        eprintln!("error: {e}");
+        let bad_input = matches!(
+            e,
+            Error::InvalidArgument(_) | Error::Topology(_) | Error::Data(_)
+        );
+        std::process::exit(if bad_input { 2 } else { 1 });
+    }
+}
+
+fn train_with(a: &Args) -> fogkit::Result<()> {
     #[cfg(not(feature = "metrics"))]
     if a.metrics.is_some() {
         return Err(Error::InvalidArgument(
@@ -221,9 +278,9 @@ fn main() -> fogkit::Result<()> {
     }
     .standardized();
     match a.model.as_str() {
-        "mlp" => run::<MlpNet>(&a, &data),
-        "lenet" => run::<LeNet5>(&a, &data),
-        "resnet20" => run::<ResNet20>(&a, &data),
+        "mlp" => run::<MlpNet>(a, &data),
+        "lenet" => run::<LeNet5>(a, &data),
+        "resnet20" => run::<ResNet20>(a, &data),
         other => Err(Error::InvalidArgument(format!(
             "--model: expected mlp, lenet or resnet20, found {other:?}"
         ))),

@@ -178,6 +178,9 @@ pub fn train<M: Network>(
             idx.iter()
                 .for_each(|&i| pixels.extend_from_slice(&share.pixels[i * d..(i + 1) * d]));
             let labels: Vec<u8> = idx.iter().map(|&i| share.labels[i]).collect();
+            // Adapt-while-combine methods start W x now, so it travels during the
+            // forward and backward passes (a no-op for the others).
+            opt.begin_update(bf, model)?;
             model.zero_grads(&mut grads);
             // The timeline's compute spans, beside the ops' own.
             let forward = tracing::info_span!("forward").entered();

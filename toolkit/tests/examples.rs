@@ -72,3 +72,110 @@ fn push_sum_reaches_the_average_and_push_diging_the_optimum() {
     assert!(value("subgradient-push:") > 1e-3, "{stdout}");
     assert!(value("push-DIGing:") < 1e-10, "{stdout}");
 }
+
+/// Runs an example with arguments; returns its exit code, stdout and stderr.
+fn run_with_args(name: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(example(name))
+        .args(args)
+        .env("FOGKIT_TIMEOUT", "60")
+        .output()
+        .expect("run example");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn train_and_table_list_every_option_and_refuse_bad_input_with_code_2() {
+    let (code, help, _) = run_with_args("train", &["--help"]);
+    assert_eq!(code, 0, "{help}");
+    for want in [
+        "--model",
+        "--method",
+        "--communication",
+        "--every",
+        "--nesterov",
+        "--data",
+        "--ranks",
+        "--epochs",
+        "--batch",
+        "--steps",
+        "--lr",
+        "--momentum",
+        "--weight-decay",
+        "--topology",
+        "--partition",
+        "--seed",
+        "--metrics",
+        "AWC-Adam",
+        "one-peer-hypercube",
+        "resnet20",
+    ] {
+        assert!(help.contains(want), "train --help lacks {want}:\n{help}");
+    }
+    let (code, help, _) = run_with_args("table", &["--help"]);
+    assert_eq!(code, 0, "{help}");
+    for want in [
+        "--out",
+        "--epochs",
+        "--methods",
+        "--batches",
+        "--seeds",
+        "--test-images",
+    ] {
+        assert!(help.contains(want), "table --help lacks {want}:\n{help}");
+    }
+    // Bad input: exit code 2, a message in words (not a Debug dump).
+    for (name, args, says) in [
+        ("train", &["--method", "adam"][..], "invalid value 'adam'"),
+        ("train", &["--epochs", "x"][..], "expected a number"),
+        (
+            "train",
+            &["--lr", "-1", "--steps", "1"][..],
+            "found lr = -1",
+        ),
+        (
+            "train",
+            &[
+                "--method",
+                "DecentLaM",
+                "--communication",
+                "one-peer-exp2",
+                "--steps",
+                "1",
+            ][..],
+            "needs a symmetric W",
+        ),
+        ("train", &["--colour"][..], "unexpected argument '--colour'"),
+        ("table", &["--batches", "huge"][..], "invalid value 'huge'"),
+        (
+            "table",
+            &["--epochs", "0"][..],
+            "expected at least one epoch",
+        ),
+    ] {
+        let (code, _, err) = run_with_args(name, args);
+        assert_eq!(code, 2, "{name} {args:?}: {err}");
+        assert!(err.contains(says), "{name} {args:?}: {err}");
+        assert!(!err.contains("InvalidArgument("), "{name} {args:?}: {err}");
+    }
+    // A boolean flag takes no value.
+    let (code, out, err) = run_with_args(
+        "train",
+        &[
+            "--method",
+            "DmSGD",
+            "--nesterov",
+            "--steps",
+            "2",
+            "--batch",
+            "8",
+            "--ranks",
+            "2",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("epoch 1:"), "{out}");
+}

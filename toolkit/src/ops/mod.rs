@@ -25,6 +25,7 @@ mod weights;
 pub use engine::Comm;
 pub use kernel::ReduceOp;
 pub use nonblocking::Handle;
+pub(crate) use nonblocking::{Owned, Pending};
 pub use op::Op;
 pub use weights::NeighborWeights;
 

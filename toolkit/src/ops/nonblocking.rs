@@ -49,7 +49,77 @@ fn one<T: Communicable + ?Sized>(x: &T, done: Done) -> Result<T::Output> {
     }
 }
 
+/// A nonblocking op on a vector the op owns (no borrow, so a caller such as an optimizer
+/// can keep it across its own computation).
+pub(crate) struct Pending<E> {
+    ticket: Ticket,
+    _elem: std::marker::PhantomData<E>,
+}
+
+impl<E: crate::tensor::Element> Pending<E> {
+    /// Blocks until the op finishes and returns its result.
+    pub(crate) fn wait(self) -> Result<Vec<E>> {
+        let done = {
+            let _s = tracing::trace_span!("wait").entered();
+            self.ticket.rx.recv().map_err(|_| {
+                Error::InvalidArgument(
+                    "the communication thread stopped before the op finished".into(),
+                )
+            })??
+        };
+        match done {
+            Done::One(f) => f.into_vec(),
+            Done::Many(_) => Err(Error::Tensor("expected one result, found several".into())),
+        }
+    }
+}
+
+/// Which `W x` an owned nonblocking op forms.
+pub(crate) enum Owned<'w> {
+    /// The static topology.
+    Static,
+    /// Per-call weights.
+    Weights(&'w NeighborWeights),
+    /// Machines over the machine topology.
+    Hierarchical,
+    /// The global average.
+    Average,
+}
+
 impl Comm {
+    /// Starts `W x` on a copy of `x` this rank's queue owns.
+    pub(crate) fn start_owned<E: crate::tensor::Element>(
+        &self,
+        x: &[E],
+        what: Owned<'_>,
+    ) -> Result<Pending<E>> {
+        let data = Flat::from_vec(x.to_vec());
+        let work = match what {
+            Owned::Static => Work::Mix {
+                op: Op::NeighborAllreduce,
+                x: data,
+                mix: Mix::static_topology(&self.topology(), self.rank()),
+            },
+            Owned::Weights(w) => Work::Mix {
+                op: Op::NeighborAllreduce,
+                x: data,
+                mix: Mix::resolve(w, &self.topology(), self.rank(), 0)?,
+            },
+            Owned::Hierarchical => Work::Hierarchical {
+                x: data,
+                mix: Mix::static_topology(&self.machine_topology_now(), self.machine_rank()),
+            },
+            Owned::Average => Work::Allreduce {
+                x: data,
+                reduce: ReduceOp::Avg,
+            },
+        };
+        Ok(Pending {
+            ticket: self.submit(work)?,
+            _elem: std::marker::PhantomData,
+        })
+    }
+
     fn start<'a, T, Out>(
         &self,
         x: &'a T,

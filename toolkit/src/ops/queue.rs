@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use super::core::{allgather_core, allreduce_core, broadcast_core, neighbor_mix};
+use super::hierarchical::hierarchical_core;
 use super::kernel::ReduceOp;
 use super::weights::Mix;
 use super::{Op, Wire};
@@ -82,6 +83,8 @@ pub(crate) enum Work {
     Broadcast { x: Flat, root: usize },
     /// `allgather`.
     Allgather { x: Flat },
+    /// `hierarchical_neighbor_allreduce` with a resolved machine mix.
+    Hierarchical { x: Flat, mix: Mix },
 }
 
 /// What a finished item gives back.
@@ -111,6 +114,12 @@ fn mixed<E: Element>(t: &Wire, op: Op, x: &[E], mix: &Mix) -> Result<Typed<E>> {
     Ok(Typed::One(out))
 }
 
+fn hierarchical<E: Element>(t: &Wire, x: &[E], mix: &Mix) -> Result<Typed<E>> {
+    let mut out = vec![E::default(); x.len()];
+    hierarchical_core(t, x, &mut out, mix)?;
+    Ok(Typed::One(out))
+}
+
 fn reduced<E: Element>(t: &Wire, x: &[E], reduce: ReduceOp) -> Result<Typed<E>> {
     let mut out = vec![E::default(); x.len()];
     allreduce_core(t, x, &mut out, reduce)?;
@@ -125,6 +134,7 @@ impl Work {
             Work::Allreduce { .. } => Op::Allreduce,
             Work::Broadcast { .. } => Op::Broadcast,
             Work::Allgather { .. } => Op::Allgather,
+            Work::Hierarchical { .. } => Op::HierarchicalNeighborAllreduce,
         }
     }
 
@@ -133,7 +143,8 @@ impl Work {
             Work::Mix { x, .. }
             | Work::Allreduce { x, .. }
             | Work::Broadcast { x, .. }
-            | Work::Allgather { x } => x,
+            | Work::Allgather { x }
+            | Work::Hierarchical { x, .. } => x,
         }
     }
 
@@ -146,6 +157,7 @@ impl Work {
                 typed!(x, |v| broadcast_core(t, &v, root).map(Typed::One))
             }
             Work::Allgather { x } => typed!(x, |v| allgather_core(t, &v).map(Typed::Many)),
+            Work::Hierarchical { x, mix } => typed!(x, |v| hierarchical(t, &v, &mix)),
         }
     }
 }

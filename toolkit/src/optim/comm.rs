@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::ops::{NeighborWeights, ReduceOp};
+use crate::ops::{NeighborWeights, Owned, Pending, ReduceOp};
 use crate::tensor::Element;
 use crate::topology::{
     inner_outer_exp2, inner_outer_ring, one_peer_exponential_two, one_peer_hypercube,
@@ -279,6 +279,18 @@ impl Plan {
         }
     }
 
+    /// Starts `out = W x` on this rank's communication thread; `Inflight::wait` gives it.
+    pub(crate) fn start<E: Element>(&self, bf: &Fog, x: &[E]) -> Result<Inflight<E>> {
+        let what = match self {
+            Plan::Identity => return Ok(Inflight::of(Flight::Ready(x.to_vec()))),
+            Plan::Static(_) => Owned::Static,
+            Plan::Weights(w) => Owned::Weights(w),
+            Plan::Hierarchical(_) => Owned::Hierarchical,
+            Plan::Global => Owned::Average,
+        };
+        Ok(Inflight::of(Flight::Pending(bf.start_owned(x, what)?)))
+    }
+
     /// `W` as a fingerprint, to notice when a static `W` changes.
     pub(crate) fn fingerprint(&self) -> Option<u64> {
         match self {
@@ -286,5 +298,70 @@ impl Plan {
             Plan::Hierarchical(t) => Some(t.fingerprint() ^ 1),
             _ => None,
         }
+    }
+}
+
+enum Flight<E> {
+    Ready(Vec<E>),
+    Pending(Pending<E>),
+}
+
+/// `W x` in flight (or none). A clone of an optimizer does not inherit its exchange. (The
+/// mutex keeps an optimizer `Sync`, as a receiver alone is not.)
+pub(crate) struct Inflight<E>(std::sync::Mutex<Option<Flight<E>>>);
+
+impl<E> Inflight<E> {
+    fn of(f: Flight<E>) -> Self {
+        Inflight(std::sync::Mutex::new(Some(f)))
+    }
+
+    fn take(&mut self) -> Option<Flight<E>> {
+        self.0.get_mut().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl<E> Default for Inflight<E> {
+    fn default() -> Self {
+        Inflight(std::sync::Mutex::new(None))
+    }
+}
+
+impl<E> Clone for Inflight<E> {
+    fn clone(&self) -> Self {
+        Inflight::default()
+    }
+}
+
+impl<E> fmt::Debug for Inflight<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("exchange")
+    }
+}
+
+impl<E: Element> Inflight<E> {
+    /// Whether an exchange was started.
+    pub(crate) fn is_some(&mut self) -> bool {
+        self.0
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Waits for the exchange into `out` (which must have the started vector's length).
+    pub(crate) fn wait_into(&mut self, out: &mut [E]) -> Result<()> {
+        let v = match self.take() {
+            None => return Err(Error::InvalidArgument("no exchange in flight".into())),
+            Some(Flight::Ready(v)) => v,
+            Some(Flight::Pending(p)) => p.wait()?,
+        };
+        if v.len() != out.len() {
+            return Err(Error::InvalidArgument(format!(
+                "the exchange started with {} values; the step was given {}",
+                v.len(),
+                out.len()
+            )));
+        }
+        out.copy_from_slice(&v);
+        Ok(())
     }
 }

@@ -208,15 +208,7 @@ impl<E: Element + Float> Optimizer<E> {
             }
         }
         let comm = self.communication_in_force();
-        let talks = (self.k + 1) % self.every == 0;
-        // A dynamic schedule advances once per communication (as BlueFog's generators do),
-        // not once per step: with local steps between, it still visits every peer.
-        let round = self.k / self.every;
-        let plan = if talks {
-            comm.plan(bf, round)?
-        } else {
-            Communication::None.plan(bf, round)?
-        };
+        let (plan, round) = self.plan(bf)?;
         if self.method.needs_symmetric() {
             let fp = plan.fingerprint();
             if fp.is_none() || fp != self.checked {
@@ -245,6 +237,74 @@ impl<E: Element + Float> Optimizer<E> {
         }
         self.k += 1;
         Ok(())
+    }
+
+    /// `W` at this step, and the schedule's round: a dynamic schedule advances once per
+    /// communication (as BlueFog's generators do), not once per step, so with local steps
+    /// between it still visits every peer.
+    fn plan(&self, bf: &Fog) -> Result<(super::comm::Plan, usize)> {
+        let round = self.k / self.every;
+        let plan = if (self.k + 1) % self.every == 0 {
+            self.communication_in_force().plan(bf, round)?
+        } else {
+            Communication::None.plan(bf, round)?
+        };
+        Ok((plan, round))
+    }
+
+    /// Starts this step's exchange of `x` before the gradient is computed, so that it runs
+    /// on the communication thread while the caller computes; the next [`step`](Self::step)
+    /// (with the same `x`) waits for it. Adapt-while-combine forms only (AWC-DmSGD,
+    /// DSGD-CTA, AWC-*base*), whose `W x` needs no gradient; for the others, and for a call
+    /// that only accumulates, it does nothing. Returns whether an exchange started.
+    ///
+    /// ```
+    /// use fogkit::optim::{Method, Optimizer};
+    /// use fogkit::prelude::*;
+    /// let xs = fogkit::run(4, |bf: &Fog| -> fogkit::Result<f64> {
+    ///     bf.set_topology(topology::ring(4))?;
+    ///     let mut opt = Optimizer::new(Method::AwcDmSgd).lr(0.1).momentum(0.5);
+    ///     let mut x = vec![0.0f64];
+    ///     for _ in 0..300 {
+    ///         assert!(opt.begin(bf, &x)?); // W x travels ...
+    ///         let g = vec![x[0] - bf.rank() as f64]; // ... while the gradient is computed
+    ///         opt.step(bf, &mut x, &g)?;
+    ///     }
+    ///     Ok(x[0])
+    /// })
+    /// .unwrap();
+    /// // The average is the optimum, 1.5; each rank is off by AWC's limiting bias.
+    /// let mean = xs.iter().map(|(_, x)| x).sum::<f64>() / 4.0;
+    /// assert!((mean - 1.5).abs() < 1e-9 && xs.iter().all(|(_, x)| (x - 1.5).abs() < 0.4), "{xs:?}");
+    /// ```
+    pub fn begin(&mut self, bf: &Fog, x: &[E]) -> Result<bool> {
+        if self.rule.is_none() {
+            self.start(x)?;
+        }
+        if self.accumulate > 1 && self.calls + 1 < self.accumulate {
+            return Ok(false);
+        }
+        let (plan, _) = self.plan(bf)?;
+        match self.rule.as_mut() {
+            Some(rule) => rule.begin(bf, &plan, x),
+            None => Ok(false),
+        }
+    }
+
+    /// [`begin`](Self::begin) for a dfdx model: call it before the forward pass, and
+    /// [`update`](Self::update) after the backward pass.
+    pub fn begin_update<D: Device<E>, M: TensorCollection<E, D>>(
+        &mut self,
+        bf: &Fog,
+        model: &M,
+    ) -> Result<bool>
+    where
+        E: dfdx::dtypes::Dtype,
+    {
+        let (mut x, g) = std::mem::take(&mut self.flat);
+        let started = params::read_into(model, None, &mut x).and_then(|()| self.begin(bf, &x));
+        self.flat = (x, g);
+        started
     }
 
     /// The first call: hyper-parameters checked, the rule's state made.

@@ -5,7 +5,7 @@
 use num_traits::Float;
 
 use super::base::{Base, Local};
-use super::comm::Plan;
+use super::comm::{Inflight, Plan};
 use super::method::Method;
 use crate::ops::ReduceOp;
 use crate::tensor::Element;
@@ -37,6 +37,8 @@ pub(crate) struct Awc<E> {
     local: Local<E>,
     d: Vec<E>,
     wx: Vec<E>,
+    /// `W x`, started before the gradient was computed ([`Rule::begin`]).
+    inflight: Inflight<E>,
 }
 
 /// One rule and its state.
@@ -122,6 +124,7 @@ impl<E: Element + Float> Awc<E> {
             local: Local::new(base, n, beta, nesterov)?,
             d: zeros(n),
             wx: zeros(n),
+            inflight: Inflight::default(),
         })
     }
 }
@@ -198,7 +201,12 @@ impl<E: Element + Float> Rule<E> {
             }
             Rule::Atc(a) => a.step(cx, cx.beta, x, g)?,
             Rule::Awc(a) => {
-                cx.w.apply(cx.bf, x, &mut a.wx)?;
+                if a.inflight.is_some() {
+                    // Started by `begin`; its span overlapped the caller's gradient.
+                    a.inflight.wait_into(&mut a.wx)?;
+                } else {
+                    cx.w.apply(cx.bf, x, &mut a.wx)?;
+                }
                 a.local
                     .displacement(g, cx.gamma, cx.beta, nesterov, &mut a.d);
                 for ((x, &wx), &d) in x.iter_mut().zip(&a.wx).zip(&a.d) {
@@ -283,6 +291,20 @@ impl<E: Element + Float> Rule<E> {
             }
         }
         Ok(())
+    }
+
+    /// Starts this step's `W x` before the gradient exists, where the rule allows it (the
+    /// adapt-while-combine forms); returns whether it did.
+    pub(crate) fn begin(&mut self, bf: &Fog, w: &Plan, x: &[E]) -> Result<bool> {
+        match self {
+            Rule::Awc(a) => {
+                if !a.inflight.is_some() {
+                    a.inflight = w.start(bf, x)?;
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// The state vectors, in a fixed order (for broadcast_optimizer_state).
