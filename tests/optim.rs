@@ -159,3 +159,52 @@ fn local_steps_and_gradient_accumulation_do_what_they_say() {
     .unwrap();
     assert_eq!(x[0], (-1.0, 1));
 }
+
+#[test]
+fn the_engine_counts_what_each_communication_sends_per_step() {
+    use fogkit::optim::Dynamic;
+    // 8 ranks, 1000 f64 each: static exp2 sends to 3 neighbours a step, a one-peer schedule
+    // to 1 (a third of the bytes), none nothing.
+    let per_step = |method: Method, comm: Communication| -> Vec<u64> {
+        fogkit::run(8, move |bf: &Fog| -> fogkit::Result<u64> {
+            bf.set_topology(topology::exponential_two(8))?;
+            let mut opt = Optimizer::new(method).communication(comm.clone());
+            let mut x = vec![0.0f64; 1000];
+            let g = vec![1.0f64; 1000];
+            opt.step(bf, &mut x, &g)?; // the first step sets up; count the next 4
+            let before = bf.bytes_sent();
+            for _ in 0..4 {
+                opt.step(bf, &mut x, &g)?;
+            }
+            Ok((bf.bytes_sent() - before) / 4)
+        })
+        .unwrap()
+        .into_vec()
+        .unwrap()
+    };
+    let v = 8000;
+    assert_eq!(
+        per_step(Method::DmSgd, Communication::Static),
+        vec![3 * v; 8]
+    );
+    assert_eq!(
+        per_step(
+            Method::DmSgd,
+            Communication::Dynamic(Dynamic::OnePeerExponential)
+        ),
+        vec![v; 8]
+    );
+    assert_eq!(
+        per_step(
+            Method::DecentLam,
+            Communication::Dynamic(Dynamic::OnePeerHypercube)
+        ),
+        vec![v; 8]
+    );
+    assert_eq!(per_step(Method::DmSgd, Communication::None), vec![0; 8]);
+    // A short vector is averaged in one round: each rank sends it to the 7 others.
+    assert_eq!(
+        per_step(Method::PmSgd, Communication::Global),
+        vec![7 * v; 8]
+    );
+}

@@ -179,12 +179,13 @@ fn run<M: Network>(a: &Args, data: &Split) -> fogkit::Result<()> {
         let log = train(bf, &mut model, &mut opt, &share, &data.test, &cfg, |r| {
             if bf.rank() == 0 {
                 println!(
-                    "epoch {}: loss {:.4}, test accuracy {:.2}% (average model), {:.2}% (own models), {:.0} samples/s",
+                    "epoch {}: loss {:.4}, test accuracy {:.2}% (average model), {:.2}% (own models), {:.0} samples/s, {:.1} KiB sent per rank per step",
                     r.epoch,
                     r.train_loss,
                     100.0 * r.test_accuracy,
                     100.0 * r.local_accuracy,
-                    r.samples_per_sec
+                    r.samples_per_sec,
+                    r.bytes_per_step / 1024.0
                 );
             }
             #[cfg(feature = "metrics")]
@@ -197,6 +198,7 @@ fn run<M: Network>(a: &Args, data: &Split) -> fogkit::Result<()> {
                         ("test_accuracy", r.test_accuracy),
                         ("local_accuracy", r.local_accuracy),
                         ("consensus_distance", r.consensus_distance),
+                        ("bytes_per_step", r.bytes_per_step),
                     ],
                 );
             }

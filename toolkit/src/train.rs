@@ -73,6 +73,9 @@ pub struct EpochReport {
     pub consensus_distance: f64,
     /// Training images per second over all ranks (evaluation excluded).
     pub samples_per_sec: f64,
+    /// Bytes a rank sent per training step, the mean over ranks (counted by the engine:
+    /// what the communication costs on the wire).
+    pub bytes_per_step: f64,
 }
 
 fn one_hot(dev: &Cpu, labels: &[u8]) -> Features<10> {
@@ -171,6 +174,7 @@ pub fn train<M: Network>(
     let d = share.image_len();
     for epoch in 1..=cfg.epochs {
         let started = Instant::now();
+        let sent_before = bf.bytes_sent();
         let mut loss_sum = 0.0;
         for _ in 0..steps {
             let idx = batches.next_batch(cfg.batch);
@@ -192,7 +196,9 @@ pub fn train<M: Network>(
             tracing::info_span!("step").in_scope(|| opt.update(bf, model, &mut grads))?;
         }
         let seconds = started.elapsed().as_secs_f64();
-        let loss = bf.allreduce_op(&[loss_sum / steps as f64], ReduceOp::Avg)?[0];
+        let sent = (bf.bytes_sent() - sent_before) as f64 / steps as f64;
+        let means = bf.allreduce_op(&[loss_sum / steps as f64, sent], ReduceOp::Avg)?;
+        let (loss, bytes_per_step) = (means[0], means[1]);
         if !loss.is_finite() {
             return Err(Error::Diverged { epoch, loss });
         }
@@ -205,6 +211,7 @@ pub fn train<M: Network>(
             local_accuracy,
             consensus_distance,
             samples_per_sec: (steps * cfg.batch * bf.size()) as f64 / seconds.max(1e-9),
+            bytes_per_step,
         };
         on_epoch(&report);
         reports.push(report);

@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use super::counted::Counted;
 use super::queue::{Queue, Ticket, Work};
 use super::{Op, Wire};
 use crate::topology::{self, Topology};
@@ -16,6 +17,7 @@ use crate::Result;
 /// collective is a method on it; [`Fog`](crate::Fog) (BlueFog's `bf`) derefs to it.
 pub struct Comm {
     transport: Arc<Wire>,
+    counted: Arc<Counted>,
     topology: RefCell<Arc<Topology>>,
     machine_topology: RefCell<Arc<Topology>>,
     queue: RefCell<Option<Queue>>,
@@ -27,8 +29,10 @@ impl Comm {
     pub(crate) fn new(transport: Arc<Wire>) -> Self {
         let n = transport.size();
         let machines = transport.machine().machine_size;
+        let counted = Arc::new(Counted::new(transport));
         Comm {
-            transport,
+            transport: Arc::clone(&counted) as Arc<Wire>,
+            counted,
             topology: RefCell::new(Arc::new(topology::exponential_two(n))),
             machine_topology: RefCell::new(Arc::new(topology::exponential_two(machines))),
             queue: RefCell::new(None),
@@ -68,6 +72,29 @@ impl Comm {
     /// Ranks this rank sends to under the current topology, ascending.
     pub fn out_neighbor_ranks(&self) -> Vec<usize> {
         self.topology.borrow().out_neighbors(self.rank())
+    }
+
+    /// Bytes this rank has sent to other ranks so far, over every op (blocking and
+    /// nonblocking): what a topology or schedule costs on the wire.
+    ///
+    /// ```
+    /// use fogkit::topology;
+    /// let b = fogkit::run(4, |bf| -> fogkit::Result<u64> {
+    ///     bf.set_topology(topology::ring(4))?;
+    ///     let before = bf.bytes_sent();
+    ///     bf.neighbor_allreduce(&[1.0f64; 8])?; // 8 f64 to each of 2 neighbours
+    ///     Ok(bf.bytes_sent() - before)
+    /// })
+    /// .unwrap();
+    /// assert!(b.iter().all(|(_, &b)| b == 2 * 8 * 8));
+    /// ```
+    pub fn bytes_sent(&self) -> u64 {
+        self.counted.sent().0
+    }
+
+    /// Messages this rank has sent to other ranks so far.
+    pub fn messages_sent(&self) -> u64 {
+        self.counted.sent().1
     }
 
     /// Nonblocking ops started on this rank and not finished yet.

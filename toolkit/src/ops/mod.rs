@@ -14,6 +14,7 @@
 
 mod blocking;
 mod core;
+mod counted;
 mod engine;
 mod hierarchical;
 mod kernel;
