@@ -67,7 +67,7 @@ fn command() -> Command {
         .arg(Arg::new("lr").long("lr").value_name("X").default_value("0.05").help("Step size"))
         .arg(Arg::new("momentum").long("momentum").value_name("X").default_value("0.9").help("Momentum beta"))
         .arg(Arg::new("weight-decay").long("weight-decay").value_name("X").default_value("0").help("L2 weight decay"))
-        .arg(Arg::new("topology").long("topology").value_parser(["ring", "symmetric-exponential", "fully-connected"]).default_value("ring").help("The static topology"))
+        .arg(Arg::new("topology").long("topology").value_parser(["ring", "exponential-two", "symmetric-exponential", "fully-connected"]).default_value("ring").help("The static topology"))
         .arg(Arg::new("partition").long("partition").value_name("P").default_value("iid").help("iid or dirichlet=ALPHA"))
         .arg(num("seed", "1", "Seed of the weights, shares and batches"))
         .arg(Arg::new("metrics").long("metrics").value_name("FILE").help("Write per-epoch metrics to FILE.parquet or FILE.csv (needs --features metrics)"))
@@ -121,11 +121,12 @@ fn parse() -> Result<Args, clap::Error> {
 fn topology_for(name: &str, n: usize) -> fogkit::Result<Topology> {
     Ok(match name {
         "ring" => topology::ring(n),
+        "exponential-two" => topology::exponential_two(n),
         "symmetric-exponential" => topology::symmetric_exponential(n),
         "fully-connected" => topology::fully_connected(n),
         other => {
             return Err(Error::InvalidArgument(format!(
-            "--topology: expected ring, symmetric-exponential or fully-connected, found {other:?}"
+            "--topology: expected ring, exponential-two, symmetric-exponential or fully-connected, found {other:?}"
         )))
         }
     })
