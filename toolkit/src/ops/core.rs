@@ -28,6 +28,18 @@ pub(crate) fn info<E: Element>(
     }
 }
 
+/// An output buffer must have its input's length.
+pub(crate) fn same_len<E>(x: &[E], out: &[E]) -> Result<()> {
+    if out.len() != x.len() {
+        return Err(Error::InvalidArgument(format!(
+            "output must have the input's length {}, found {}",
+            x.len(),
+            out.len()
+        )));
+    }
+    Ok(())
+}
+
 fn bytes<E: Element>(x: &[E]) -> &[u8] {
     bytemuck::cast_slice(x)
 }
@@ -41,13 +53,7 @@ pub(crate) fn neighbor_mix<E: Element>(
     out: &mut [E],
     mix: &Mix,
 ) -> Result<()> {
-    if out.len() != x.len() {
-        return Err(Error::InvalidArgument(format!(
-            "output must have the input's length {}, found {}",
-            x.len(),
-            out.len()
-        )));
-    }
+    same_len(x, out)?;
     // Scaled copies only for destinations that ask for a scale other than 1.
     let scaled: Vec<Option<Vec<E>>> = mix
         .dsts
@@ -117,13 +123,7 @@ pub(crate) fn allreduce_core<E: Element>(
     out: &mut [E],
     op: ReduceOp,
 ) -> Result<()> {
-    if out.len() != x.len() {
-        return Err(Error::InvalidArgument(format!(
-            "output must have the input's length {}, found {}",
-            x.len(),
-            out.len()
-        )));
-    }
+    same_len(x, out)?;
     let peers = others(t);
     if x.len() < ALLREDUCE_ONE_ROUND {
         reduce_among(t, &peers, Op::Allreduce, x, out, op)

@@ -144,13 +144,7 @@ impl Comm {
         x: &[E],
         out: &mut [E],
     ) -> Result<()> {
-        if out.len() != x.len() {
-            return Err(Error::InvalidArgument(format!(
-                "output must have the input's length {}, found {}",
-                x.len(),
-                out.len()
-            )));
-        }
+        super::core::same_len(x, out)?;
         let mix = Mix::static_topology(&self.machine_topology_now(), self.machine_rank());
         let (_op, t) = self.blocking(Op::HierarchicalNeighborAllreduce)?;
         hierarchical_core(t, x, out, &mix)

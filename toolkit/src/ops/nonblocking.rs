@@ -30,16 +30,17 @@ impl<Out> Handle<'_, Out> {
 
     /// Blocks until the op finishes and returns its result.
     pub fn wait(self) -> Result<Out> {
-        let done = {
-            let _s = tracing::trace_span!("wait").entered();
-            self.ticket.rx.recv().map_err(|_| {
-                Error::InvalidArgument(
-                    "the communication thread stopped before the op finished".into(),
-                )
-            })??
-        };
+        let done = receive(&self.ticket)?;
         (self.finish)(done)
     }
+}
+
+/// Blocks (inside a `wait` span) until the ticket's op has finished.
+fn receive(ticket: &Ticket) -> Result<Done> {
+    let _s = tracing::trace_span!("wait").entered();
+    ticket.rx.recv().map_err(|_| {
+        Error::InvalidArgument("the communication thread stopped before the op finished".into())
+    })?
 }
 
 fn one<T: Communicable + ?Sized>(x: &T, done: Done) -> Result<T::Output> {
@@ -59,15 +60,7 @@ pub(crate) struct Pending<E> {
 impl<E: crate::tensor::Element> Pending<E> {
     /// Blocks until the op finishes and returns its result.
     pub(crate) fn wait(self) -> Result<Vec<E>> {
-        let done = {
-            let _s = tracing::trace_span!("wait").entered();
-            self.ticket.rx.recv().map_err(|_| {
-                Error::InvalidArgument(
-                    "the communication thread stopped before the op finished".into(),
-                )
-            })??
-        };
-        match done {
+        match receive(&self.ticket)? {
             Done::One(f) => f.into_vec(),
             Done::Many(_) => Err(Error::Tensor("expected one result, found several".into())),
         }
