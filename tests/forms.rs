@@ -233,10 +233,12 @@ pub fn run_case(bf: &Fog, case: &Case) -> fogkit::Result<Vec<Vec<f64>>> {
     let mut opt = case.optimizer();
     let mut x = x0(bf.rank());
     let mut traj = Vec::new();
-    for _ in 0..STEPS {
-        if case.overlap && !opt.begin(bf, &x)? {
+    for k in 0..STEPS {
+        // An exchange travels when the step communicates (W = I keeps x where it is).
+        let talks = (k + 1).is_multiple_of(case.every) && case.comm_name != "none";
+        if case.overlap && opt.begin(bf, &x)? != talks {
             return Err(fogkit::Error::InvalidArgument(format!(
-                "{}: begin started no exchange",
+                "{}: begin at step {k} did not say whether an exchange started",
                 case.label()
             )));
         }

@@ -208,3 +208,98 @@ fn the_engine_counts_what_each_communication_sends_per_step() {
         vec![7 * v; 8]
     );
 }
+
+#[test]
+fn machine_schedules_on_one_machine_are_refused_by_every_rank_at_once() {
+    use fogkit::optim::Dynamic;
+    // fogkit::run puts all ranks on one machine: nobody to go outside to.
+    let e = fogkit::run(4, |bf: &Fog| {
+        let mut opt = Optimizer::new(Method::DmSgd)
+            .communication(Communication::Dynamic(Dynamic::InnerOuterRing));
+        let mut x = vec![0.0f64];
+        opt.step(bf, &mut x, &[1.0])
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("at least 2 machines"), "{e}");
+}
+
+#[test]
+fn broadcast_optimizer_state_refuses_mismatches_without_hanging_and_syncs_accumulation() {
+    use fogkit::optim::broadcast_optimizer_state;
+    // Another method on rank 1 (same state shape as DecentLaM's): an error on every rank.
+    let r = fogkit::run(2, |bf: &Fog| {
+        let method = if bf.rank() == 1 {
+            Method::DaDmSgd
+        } else {
+            Method::DecentLam
+        };
+        let mut opt = Optimizer::<f64>::new(method);
+        broadcast_optimizer_state(bf, &mut opt, &[0.0], 0)
+    });
+    assert!(r.unwrap_err().to_string().contains("another method"));
+    // Rank 1's optimizer cannot start: both ranks return, none waits for it.
+    let r = fogkit::run(2, |bf: &Fog| {
+        let lr = if bf.rank() == 1 { -1.0 } else { 0.1 };
+        let mut opt = Optimizer::<f64>::new(Method::DmSgd).lr(lr);
+        broadcast_optimizer_state(bf, &mut opt, &[0.0], 0)
+    });
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("lr = -1") || e.contains("could not start"),
+        "{e}"
+    );
+    // Rank 0 has accumulated one gradient of two; after the broadcast both ranks step on
+    // the same call (with DmSGD's exchange), and agree.
+    let xs = fogkit::run(2, |bf: &Fog| -> fogkit::Result<Vec<f64>> {
+        let mut opt = Optimizer::<f64>::new(Method::DmSgd).lr(0.1).accumulate(2);
+        let mut x = vec![1.0f64];
+        if bf.rank() == 0 {
+            opt.step(bf, &mut x, &[5.0])?;
+        }
+        broadcast_optimizer_state(bf, &mut opt, &x, 0)?;
+        opt.step(bf, &mut x, &[1.0])?;
+        opt.step(bf, &mut x, &[1.0])?;
+        Ok(x)
+    })
+    .unwrap();
+    assert_eq!(opt_steps_agree(&xs), vec![0.9]);
+}
+
+fn opt_steps_agree(xs: &fogkit::Ranks<Vec<f64>>) -> Vec<f64> {
+    let v: Vec<Vec<f64>> = xs.iter().map(|(_, x)| x.clone()).collect();
+    assert!(v.windows(2).all(|w| w[0] == w[1]), "{v:?}");
+    v[0].clone()
+}
+
+#[test]
+fn a_begun_exchange_whose_step_never_came_is_not_used_later() {
+    // begin, no step (the batch was skipped on every rank), a step to x = 5, then begin and
+    // step: the exchange must carry x = 5, not the stale x = 0.
+    let xs = fogkit::run(2, |bf: &Fog| -> fogkit::Result<Vec<f64>> {
+        bf.set_topology(topology::fully_connected(2))?;
+        let mut opt = Optimizer::<f64>::new(Method::DsgdCta).lr(0.5);
+        let mut x = vec![0.0f64];
+        opt.begin(bf, &x)?;
+        x[0] = 5.0;
+        assert!(opt.begin(bf, &x)?);
+        opt.step(bf, &mut x, &[0.0])?; // x = W x - 0.5 * 0 = 5
+        Ok(x)
+    })
+    .unwrap();
+    assert_eq!(opt_steps_agree(&xs), vec![5.0]);
+}
+
+#[test]
+fn turning_momentum_off_after_the_first_step_is_an_error_not_ignored() {
+    let e = fogkit::run(1, |bf: &Fog| {
+        let mut opt = Optimizer::<f64>::new(Method::DmSgd).momentum(0.9);
+        let mut x = vec![0.0f64];
+        opt.step(bf, &mut x, &[1.0])?;
+        let mut opt = opt.momentum(0.0);
+        opt.step(bf, &mut x, &[1.0])
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("needs a new optimizer"), "{e}");
+}

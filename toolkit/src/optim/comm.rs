@@ -64,9 +64,7 @@ pub enum Dynamic {
 impl PartialEq for Dynamic {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Dynamic::OnePeer(a), Dynamic::OnePeer(b)) => {
-                a.size() == b.size() && (0..a.size()).all(|r| a.at(r, 0) == b.at(r, 0))
-            }
+            (Dynamic::OnePeer(a), Dynamic::OnePeer(b)) => a == b,
             (Dynamic::Custom(a), Dynamic::Custom(b)) => Arc::ptr_eq(a, b),
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
         }
@@ -119,8 +117,8 @@ impl Dynamic {
     fn weights(&self, size: usize, local: usize, rank: usize, k: usize) -> Result<NeighborWeights> {
         let machines = || {
             Error::InvalidArgument(format!(
-                "the {} schedule needs machines of more than 2 ranks each, found {local} \
-                 ranks per machine among {size}",
+                "the {} schedule needs at least 2 machines of more than 2 ranks each, found \
+                 {local} ranks per machine among {size}",
                 self.name()
             ))
         };

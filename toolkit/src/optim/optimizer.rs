@@ -57,6 +57,8 @@ pub struct Optimizer<E = f32> {
     rule: Option<Rule<E>>,
     /// The fingerprint of the last static `W` found symmetric.
     checked: Option<u64>,
+    /// The momentum and Nesterov setting the rule's state was made for.
+    made_for: (f64, bool),
     /// A model's parameters and gradients, flat (kept between steps: no allocation).
     flat: (Vec<E>, Vec<E>),
 }
@@ -83,6 +85,7 @@ impl<E: Element + Float> Optimizer<E> {
             g: Vec::new(),
             rule: None,
             checked: None,
+            made_for: (0.0, false),
             flat: (Vec::new(), Vec::new()),
         }
     }
@@ -143,6 +146,10 @@ impl<E: Element + Float> Optimizer<E> {
             .clone()
             .unwrap_or_else(|| self.method.default_communication())
     }
+    /// Whether the momentum is on (beta > 0).
+    pub(crate) fn momentum_on(&self) -> bool {
+        self.momentum > 0.0
+    }
     /// Steps taken so far.
     pub fn steps(&self) -> usize {
         self.k
@@ -176,14 +183,7 @@ impl<E: Element + Float> Optimizer<E> {
                 grad.len()
             )));
         }
-        if self.rule.is_none() {
-            self.start(x)?;
-        } else if self.g.len() != n {
-            return Err(Error::InvalidArgument(format!(
-                "this optimizer has stepped {} parameters; now it was given {n}",
-                self.g.len()
-            )));
-        }
+        self.ready(x)?;
         if self.accumulate > 1 {
             for (a, &d) in self.acc.iter_mut().zip(grad) {
                 *a = *a + d;
@@ -255,8 +255,10 @@ impl<E: Element + Float> Optimizer<E> {
     /// Starts this step's exchange of `x` before the gradient is computed, so that it runs
     /// on the communication thread while the caller computes; the next [`step`](Self::step)
     /// (with the same `x`) waits for it. Adapt-while-combine forms only (AWC-DmSGD,
-    /// DSGD-CTA, AWC-*base*), whose `W x` needs no gradient; for the others, and for a call
-    /// that only accumulates, it does nothing. Returns whether an exchange started.
+    /// DSGD-CTA, AWC-*base*), whose `W x` needs no gradient; for the others, for a call
+    /// that only accumulates, and on a local step, nothing travels. Returns whether an
+    /// exchange started. An exchange begun for a step that never came is dropped by the
+    /// next `begin`.
     ///
     /// ```
     /// use fogkit::optim::{Method, Optimizer};
@@ -278,17 +280,62 @@ impl<E: Element + Float> Optimizer<E> {
     /// assert!((mean - 1.5).abs() < 1e-9 && xs.iter().all(|(_, x)| (x - 1.5).abs() < 0.4), "{xs:?}");
     /// ```
     pub fn begin(&mut self, bf: &Fog, x: &[E]) -> Result<bool> {
-        if self.rule.is_none() {
-            self.start(x)?;
-        }
+        self.ready(x)?;
         if self.accumulate > 1 && self.calls + 1 < self.accumulate {
             return Ok(false);
         }
         let (plan, _) = self.plan(bf)?;
+        let local = matches!(plan, super::comm::Plan::Identity);
         match self.rule.as_mut() {
-            Some(rule) => rule.begin(bf, &plan, x),
+            // A local step (W = I) keeps x as it is: nothing travels.
+            Some(rule) => Ok(rule.begin(bf, &plan, x)? && !local),
             None => Ok(false),
         }
+    }
+
+    /// Starts the rule at the first call; at every later one, checks that `x` and the
+    /// settings still fit the state (builder calls after the first step that the state
+    /// cannot follow are errors, not silently ignored).
+    fn ready(&mut self, x: &[E]) -> Result<()> {
+        if self.rule.is_none() {
+            return self.start(x);
+        }
+        let n = x.len();
+        if self.g.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "this optimizer has stepped {} parameters; now it was given {n}",
+                self.g.len()
+            )));
+        }
+        if self.every == 0 || self.accumulate == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "{}: expected communicate_every and accumulate of at least 1, found {} and {}",
+                self.method.name(),
+                self.every,
+                self.accumulate
+            )));
+        }
+        let (beta, nesterov) = self.made_for;
+        if (beta > 0.0) != (self.momentum > 0.0) || nesterov != self.nesterov {
+            return Err(Error::InvalidArgument(format!(
+                "{}: the momentum was {beta} (Nesterov {nesterov}) at the first step and is now \
+                 {} (Nesterov {}): turning momentum or Nesterov on or off needs a new optimizer",
+                self.method.name(),
+                self.momentum,
+                self.nesterov
+            )));
+        }
+        if self.accumulate > 1 && self.acc.len() != n {
+            self.acc = vec![E::zero(); n];
+            self.calls = 0;
+        }
+        Ok(())
+    }
+
+    /// Drops gradients accumulated since the last step.
+    pub(crate) fn reset_accumulation(&mut self) {
+        self.calls = 0;
+        self.acc.iter_mut().for_each(|a| *a = E::zero());
     }
 
     /// [`begin`](Self::begin) for a dfdx model: call it before the forward pass, and
@@ -360,7 +407,11 @@ impl<E: Element + Float> Optimizer<E> {
             return Err(Error::InvalidArgument(why));
         }
         let n = x.len();
-        self.rule = Some(Rule::new(self.method, x, self.momentum, self.nesterov)?);
+        self.rule = Some(
+            Rule::new(self.method, x, self.momentum, self.nesterov)
+                .map_err(|e| Error::InvalidArgument(format!("{name}: {e}")))?,
+        );
+        self.made_for = (self.momentum, self.nesterov);
         self.g = vec![E::zero(); n];
         self.acc = if self.accumulate > 1 {
             vec![E::zero(); n]
@@ -427,9 +478,6 @@ impl<E: Element + Float> Optimizer<E> {
     /// Starts the rule on `x` if it has not stepped yet (so that a broadcast state has a
     /// place to land).
     pub(crate) fn ensure_started(&mut self, x: &[E]) -> Result<()> {
-        if self.rule.is_none() {
-            self.start(x)?;
-        }
-        Ok(())
+        self.ready(x)
     }
 }

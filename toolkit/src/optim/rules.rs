@@ -298,9 +298,16 @@ impl<E: Element + Float> Rule<E> {
     pub(crate) fn begin(&mut self, bf: &Fog, w: &Plan, x: &[E]) -> Result<bool> {
         match self {
             Rule::Awc(a) => {
-                if !a.inflight.is_some() {
-                    a.inflight = w.start(bf, x)?;
+                // A `W x` begun for a step that never came is stale: start afresh (the
+                // old one still finishes on every rank; its result is dropped).
+                if a.wx.len() != x.len() {
+                    return Err(crate::Error::InvalidArgument(format!(
+                        "begin was given {} parameters; this optimizer steps {}",
+                        x.len(),
+                        a.wx.len()
+                    )));
                 }
+                a.inflight = w.start(bf, x)?;
                 Ok(true)
             }
             _ => Ok(false),

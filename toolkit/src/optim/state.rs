@@ -46,7 +46,8 @@ pub fn allreduce_parameters<E: Dtype + Element, D: Device<E>, M: TensorCollectio
 
 /// Gives every rank `root`'s optimizer state: its step count, momentum buffers and the
 /// rest (collective). Every rank passes an optimizer of the same method over parameters of
-/// the same length `x`; one that has not stepped yet is started on `x` first.
+/// the same length `x`; one that has not stepped yet is started on `x` first. Gradients
+/// accumulated since the last step are dropped on every rank, so all ranks step together.
 ///
 /// ```
 /// use fogkit::optim::{Communication, Method, Optimizer};
@@ -72,23 +73,33 @@ pub fn broadcast_optimizer_state<E: Element + Float>(
     x: &[E],
     root: usize,
 ) -> Result<()> {
-    opt.ensure_started(x)?;
+    // Every rank takes part in the first collective even when its optimizer cannot start
+    // (so none waits for it), and learns which method every other rank holds.
+    let started = opt.ensure_started(x);
     let method = opt.method().name();
+    let id = method_id(method, opt.momentum_on());
+    let status = [started.is_ok() as u8 as f64, id];
+    let all = bf.allgather(&status)?;
+    started?;
+    if let Some(r) = all.iter().position(|s| s[0] == 0.0) {
+        return Err(Error::InvalidArgument(format!(
+            "broadcast_optimizer_state: rank {r}'s optimizer could not start (its own error \
+             says why)"
+        )));
+    }
+    if let Some(r) = all.iter().position(|s| s[1] != id) {
+        return Err(Error::InvalidArgument(format!(
+            "broadcast_optimizer_state: rank {r} holds another method (or momentum on where this \
+             rank's {method} has it off, or the other way): every rank must pass the same"
+        )));
+    }
+    opt.reset_accumulation();
     let (rule, k) = opt.state_mut();
     let rule = rule.ok_or_else(|| Error::InvalidArgument("the optimizer did not start".into()))?;
-    // The shape of the state first (every rank sends it; root's wins), then the values.
+    // The shape of the state first (root's wins), then the values.
     let mut head: Vec<f64> = vec![*k as f64];
     head.extend(rule.scalars().iter().map(|s| **s));
     head.extend(rule.vectors().iter().map(|v| v.len() as f64));
-    let mine = head.len();
-    let sizes = bf.allgather(&[mine as f64])?;
-    if let Some(r) = sizes.iter().position(|s| s[0] as usize != mine) {
-        return Err(Error::InvalidArgument(format!(
-            "broadcast_optimizer_state: rank {r}'s optimizer holds a different state than this \
-             rank's {method} ({} numbers against {mine}): every rank must pass the same method",
-            sizes[r][0]
-        )));
-    }
     let head_root = bf.broadcast(&head, root)?;
     let lens: Vec<usize> = rule.vectors().iter().map(|v| v.len()).collect();
     let nscal = rule.scalars().len();
@@ -118,4 +129,15 @@ pub fn broadcast_optimizer_state<E: Element + Float>(
     }
     *k = head_root[0] as usize;
     Ok(())
+}
+
+/// A number naming a method (and whether its momentum is on), the same on every rank:
+/// FNV-1a of the name, cut to 52 bits so that it travels exactly as an f64.
+fn method_id(name: &str, momentum_on: bool) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes().chain([momentum_on as u8]) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h & ((1 << 52) - 1)) as f64
 }

@@ -33,7 +33,7 @@ impl OnePeer {
 /// assert_eq!(s.at(0, 2).send_to, vec![4]);
 /// assert_eq!(s.at(0, 3).send_to, vec![1]);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OnePeerSchedule {
     n: usize,
     /// Out-neighbours of each rank, clockwise.

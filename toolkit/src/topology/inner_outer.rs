@@ -5,9 +5,11 @@
 
 use super::OnePeer;
 
-/// The machine layout the schedules need: machines of `local` ranks each, more than two.
+/// The machine layout the schedules need: at least two machines of `local` ranks each,
+/// more than two (on one machine the rank that goes outside would send to itself).
 fn layout(n: usize, local: usize, rank: usize) -> Option<(usize, usize, usize)> {
-    (local > 2 && n % local == 0 && rank < n).then(|| (n / local, rank / local, rank % local))
+    (local > 2 && n % local == 0 && n / local >= 2 && rank < n)
+        .then(|| (n / local, rank / local, rank % local))
 }
 
 fn one(send: usize, recv: usize) -> OnePeer {
@@ -20,7 +22,7 @@ fn one(send: usize, recv: usize) -> OnePeer {
 /// Inner ring, outer ring: at iteration `k`, local rank `k mod local` of each machine sends
 /// to the same local rank of the next machine (and receives from the previous one); the
 /// others send to the next local rank of their machine, skipping the one that went outside.
-/// `None` unless `local > 2` divides `n`.
+/// `None` unless `local > 2` divides `n` into at least two machines.
 ///
 /// ```
 /// use fogkit::topology::inner_outer_ring;
@@ -56,7 +58,8 @@ fn log2_floor(x: usize) -> usize {
 
 /// Inner exponential-two, outer exponential-two: as [`inner_outer_ring`], but the rank that
 /// goes outside jumps `2^j` machines and the inner ranks jump `2^j` local ranks (skipping
-/// the outgoing one), `j` cycling with `k`. `None` unless `local > 2` divides `n`.
+/// the outgoing one), `j` cycling with `k`. `None` unless `local > 2` divides `n` into at
+/// least two machines.
 ///
 /// ```
 /// use fogkit::topology::inner_outer_exp2;
@@ -117,6 +120,9 @@ mod tests {
             consistent(n, |r, k| inner_outer_exp2(n, local, r, k).unwrap());
         }
         assert!(inner_outer_ring(8, 2, 0, 0).is_none());
+        // One machine: nobody to go outside to.
+        assert!(inner_outer_ring(4, 4, 0, 0).is_none());
+        assert!(inner_outer_exp2(8, 8, 0, 0).is_none());
         assert!(inner_outer_exp2(10, 4, 0, 0).is_none());
     }
 }
