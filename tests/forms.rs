@@ -75,6 +75,10 @@ pub fn communications() -> Vec<(&'static str, Communication)> {
             Communication::Dynamic(Dynamic::OnePeerHypercube),
         ),
         (
+            "lazy one-peer hypercube",
+            Communication::Dynamic(Dynamic::LazyOnePeerHypercube),
+        ),
+        (
             "inner-outer ring",
             Communication::Dynamic(Dynamic::InnerOuterRing),
         ),
@@ -181,8 +185,8 @@ pub fn cases() -> Vec<Case> {
         v.push(Case {
             method,
             nesterov,
-            comm_name: "one-peer hypercube",
-            comm: Communication::Dynamic(Dynamic::OnePeerHypercube),
+            comm_name: "lazy one-peer hypercube",
+            comm: Communication::Dynamic(Dynamic::LazyOnePeerHypercube),
             every: 2,
             lr: Lr::WarmCosine,
             overlap: matches!(method, Method::Awc(_)),
@@ -318,6 +322,10 @@ fn w_at(case: &Case, k: usize) -> Matrix {
         "static exp2" => topology::exponential_two(N).matrix(),
         "one-peer exp2" => one_peer(|i| one_peer_exponential_two(N, i, k)),
         "one-peer hypercube" => one_peer(|i| one_peer_hypercube(N, i, k).unwrap()),
+        "lazy one-peer hypercube" => {
+            let w = one_peer(|i| one_peer_hypercube(N, i, k).unwrap());
+            zip(&w, &identity(), |a, b| (a + b) / 2.0)
+        }
         "inner-outer ring" => one_peer(|i| inner_outer_ring(N, LOCAL, i, k).unwrap()),
         "inner-outer exp2" => one_peer(|i| inner_outer_exp2(N, LOCAL, i, k).unwrap()),
         "custom" => {
@@ -499,13 +507,23 @@ pub fn reference(case: &Case) -> Vec<State> {
 pub fn refusal(case: &Case) -> Option<&'static str> {
     let symmetric = matches!(
         case.comm_name,
-        "static ring" | "one-peer hypercube" | "custom" | "hierarchical" | "global" | "none"
+        "static ring"
+            | "one-peer hypercube"
+            | "lazy one-peer hypercube"
+            | "custom"
+            | "hierarchical"
+            | "global"
+            | "none"
     );
     match case.method {
         Method::PmSgd if !matches!(case.comm_name, "global" | "none") => {
             Some("PmSGD averages gradients over all ranks")
         }
         Method::DecentLam | Method::D2 if !symmetric => Some("needs a symmetric W"),
+        // Its W_k = (I + P_k) / 2 is singular: momentum makes the disagreement grow.
+        Method::DecentLam if case.comm_name == "one-peer hypercube" => {
+            Some("needs each W positive definite")
+        }
         _ => None,
     }
 }

@@ -66,9 +66,11 @@ fn every_refused_combination_returns_its_error_naming_both() {
         }
         refused += 1;
     }
-    // PmSGD over the 8 neighbour communications (x2 step sizes) and the two with local
-    // steps; DecentLaM (with and without Nesterov) and D2 over the 4 asymmetric ones (x2).
-    assert_eq!(refused, 8 * 2 + 2 + 3 * 4 * 2, "refused cases");
+    // PmSGD over the 9 neighbour communications (x2 step sizes) and the two with local
+    // steps; DecentLaM (with and without Nesterov) and D2 over the 4 asymmetric ones (x2);
+    // DecentLaM's momentum (with and without Nesterov) over the singular one-peer
+    // hypercube (x2).
+    assert_eq!(refused, 9 * 2 + 2 + 3 * 4 * 2 + 2 * 2, "refused cases");
     let e = &per_rank[0][cases
         .iter()
         .position(|c| c.method == Method::DecentLam && c.comm_name == "one-peer exp2")
@@ -197,7 +199,7 @@ fn the_engine_counts_what_each_communication_sends_per_step() {
     assert_eq!(
         per_step(
             Method::DecentLam,
-            Communication::Dynamic(Dynamic::OnePeerHypercube)
+            Communication::Dynamic(Dynamic::LazyOnePeerHypercube)
         ),
         vec![v; 8]
     );

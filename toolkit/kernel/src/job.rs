@@ -159,6 +159,14 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = sleeper.id();
+        // A process just started may not show its new environment in /proc at once (seen
+        // on a loaded machine): look for up to 5 s, as for the tree above.
+        let start = Instant::now();
+        while !tagged("FOGKIT_TEST_TAG=tagged-test").contains(&pid)
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(tagged("FOGKIT_TEST_TAG=tagged-test").contains(&pid));
         assert!(!tagged("FOGKIT_TEST_TAG=tagged-tes").contains(&pid));
         end_tree(None, "FOGKIT_TEST_TAG=tagged-test");

@@ -25,6 +25,7 @@ pub fn init() -> Result<Fog> {
 /// [`init`] with a [`Config`] (its timeout and machine grouping; a timeline needs
 /// [`run_with`](crate::run_with)).
 pub fn init_with(config: Config) -> Result<Fog> {
+    super::memory::keep_freed_memory();
     let want = Want {
         ranks: launched_size().unwrap_or(1),
         timeout: config.timeout,

@@ -10,6 +10,7 @@ mod config;
 mod fogrun;
 mod guard;
 mod init;
+mod memory;
 mod ranks;
 mod run;
 

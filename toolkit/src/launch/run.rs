@@ -70,6 +70,7 @@ where
     F: Fn(&Fog) -> Result<R> + Sync,
     R: Send,
 {
+    super::memory::keep_freed_memory();
     let want = Want {
         ranks: n,
         timeout: config.timeout,

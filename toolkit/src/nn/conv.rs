@@ -38,6 +38,31 @@ impl Geometry {
         self.c * self.k * self.k
     }
 
+    /// Writes the patch matrix of image `img` of the batch `x` into `patches`.
+    fn patches(&self, img: usize, x: &[f32], patches: &mut [f32]) {
+        let (ow, s) = (self.ow, self.stride);
+        self.for_each_row(img, |at, src| {
+            let run = &mut patches[at..at + ow];
+            match src {
+                None => run.fill(0.0),
+                Some((i, lo, hi)) => {
+                    if lo > 0 {
+                        run[..lo].fill(0.0);
+                    }
+                    if hi < ow {
+                        run[hi..].fill(0.0);
+                    }
+                    if s == 1 {
+                        run[lo..hi].copy_from_slice(&x[i..i + hi - lo]);
+                    } else {
+                        let from = x[i..].iter().step_by(s);
+                        run[lo..hi].iter_mut().zip(from).for_each(|(d, &v)| *d = v);
+                    }
+                }
+            }
+        });
+    }
+
     /// Visits the patch matrix of image `img`, `[C*K*K, OH*OW]` row-major (one row per
     /// channel and kernel cell, one column per output pixel): `f(at, src)` gets each run of
     /// `OW` cells (one output row) starting at `at`, and `src = Some((i, lo, hi))` when cells
@@ -77,7 +102,8 @@ impl Geometry {
 /// `y = conv(x, weight) + bias` over a batch of images (NCHW), weight `[O, C, K, K]`.
 ///
 /// Gradients flow to `x` (when `input_grad`; a network's first layer needs none), `weight`
-/// and `bias`. Forward is an im2col and a matrix product per image; backward is two
+/// and `bias`. Forward is an im2col and a matrix product per image; backward makes each
+/// image's patches again (cheaper than keeping them: they stay in cache), then two
 /// products and a col2im per image.
 ///
 /// ```
@@ -113,33 +139,14 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
         oh: out_size(h, K, stride, padding),
         ow: out_size(w, K, stride, padding),
     };
-    let (x, mut tape) = x.split_tape();
-    let (ckk, ohw) = (g.ckk(), g.oh * g.ow);
+    // Contiguous (a copy only if it is a view): the patches read the physical data.
+    let (x, mut tape) = x.try_reshape_like(&(n, Const::<C>, h, w))?.split_tape();
+    let (ckk, ohw, s) = (g.ckk(), g.oh * g.ow, g.stride);
     let mut xv = take(x.shape().num_elements());
     x.copy_into(&mut xv[..]);
-    // One patch matrix per image, [C*K*K, OH*OW], all kept for the backward pass.
-    let (ow, s) = (g.ow, g.stride);
-    let mut cols = take(n * ohw * ckk);
-    for img in 0..n {
-        let patches = &mut cols[img * ohw * ckk..(img + 1) * ohw * ckk];
-        g.for_each_row(img, |at, src| {
-            let run = &mut patches[at..at + ow];
-            match src {
-                None => run.fill(0.0),
-                Some((i, lo, hi)) => {
-                    run[..lo].fill(0.0);
-                    run[hi..].fill(0.0);
-                    if s == 1 {
-                        run[lo..hi].copy_from_slice(&xv[i..i + hi - lo]);
-                    } else {
-                        let from = xv[i..].iter().step_by(s);
-                        run[lo..hi].iter_mut().zip(from).for_each(|(d, &v)| *d = v);
-                    }
-                }
-            }
-        });
-    }
-    give(xv);
+    // One image's patch matrix at a time, [C*K*K, OH*OW]: small enough to stay in cache
+    // between being written and being read, and made again in backward rather than kept.
+    let mut patches = take(ohw * ckk);
     let wv = weight.as_vec();
     let bv = bias.as_vec();
     // y_img[o, pixel] = bias[o] + sum_r w[o, r] patches[r, pixel], computed as its
@@ -150,12 +157,12 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
             .for_each(|&b| yv.extend(std::iter::repeat(b).take(ohw)));
     }
     for (img, y) in yv.chunks_mut(O * ohw).enumerate() {
-        let patches = View::transposed(&cols[img * ohw * ckk..(img + 1) * ohw * ckk], ohw);
+        g.patches(img, &xv, &mut patches);
         matmul_to(
             ohw,
             O,
             ckk,
-            patches,
+            View::transposed(&patches, ohw),
             View::transposed(&wv, ckk),
             y,
             (1, ohw),
@@ -171,12 +178,22 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
             let mut dy = take(n * O * ohw);
             dy.copy_from_slice(grads.get_or_alloc_mut(&yg)?);
             let dw = grads.get_or_alloc_mut(&wg)?;
+            // dy_img transposed, [OH*OW, O]: the product reads it down its columns as
+            // `gemm` wants, instead of packing it (which cost more than this copy).
+            let mut dyt = take(O * ohw);
             for img in 0..n {
                 // dw[o, r] += sum_pixel dy_img[o, pixel] patches[r, pixel]
-                let dyi = View::rows(&dy[img * O * ohw..(img + 1) * O * ohw], ohw);
-                let patches = View::transposed(&cols[img * ohw * ckk..(img + 1) * ohw * ckk], ohw);
-                matmul(O, ckk, ohw, dyi, patches, dw, true);
+                let dyi = &dy[img * O * ohw..(img + 1) * O * ohw];
+                for (o, plane) in dyi.chunks_exact(ohw).enumerate() {
+                    for (p, &v) in plane.iter().enumerate() {
+                        dyt[p * O + o] = v;
+                    }
+                }
+                g.patches(img, &xv, &mut patches);
+                let a = View::transposed(&dyt, O);
+                matmul(O, ckk, ohw, a, View::transposed(&patches, ohw), dw, true);
             }
+            give(dyt);
             let db = grads.get_or_alloc_mut(&bg)?;
             for (img_o, plane) in dy.chunks(ohw).enumerate() {
                 db[img_o % O] += plane.iter().sum::<f32>();
@@ -206,11 +223,13 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
                 give(dpatch);
             }
             give(dy);
-            give(cols);
+            give(patches);
+            give(xv);
             Ok(())
         });
     } else {
-        give(cols);
+        give(patches);
+        give(xv);
     }
     Ok(y.put_tape(tape))
 }

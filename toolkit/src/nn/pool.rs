@@ -3,6 +3,7 @@
 use dfdx::prelude::*;
 
 use super::conv::out_size;
+use super::gemm::{give, take};
 use super::{images_shape, Images};
 
 /// Which reduction a pooling window applies.
@@ -21,8 +22,10 @@ fn pool2d<const C: usize, T: Tape<f32, Cpu>>(
     assert!(k > 0, "pooling window must be at least 1x1, found 0");
     let (n, _, h, w) = *x.shape();
     let (oh, ow) = (out_size(h, k, stride, 0), out_size(w, k, stride, 0));
-    let (x, mut tape) = x.split_tape();
-    let xv = x.as_vec();
+    // Contiguous (a copy only if it is a view), then read in one copy into a pooled buffer.
+    let (x, mut tape) = x.try_reshape_like(&(n, Const::<C>, h, w))?.split_tape();
+    let mut xv = take(x.shape().num_elements());
+    x.copy_into(&mut xv);
     let planes = n * C;
     let mut yv = vec![0.0f32; planes * oh * ow];
     // For max pooling, the input index that won each output (ties: the first in the window).
@@ -63,13 +66,15 @@ fn pool2d<const C: usize, T: Tape<f32, Cpu>>(
             }
         }
     }
+    give(xv);
     let y = x
         .device()
         .try_tensor_from_vec(yv, images_shape::<C>(n, oh, ow))?;
     if T::OWNS_TAPE {
         let (xg, yg) = (x.ghost(), y.ghost());
         tape.add_backward_op(move |grads| {
-            let dy = grads.get_or_alloc_mut(&yg)?.to_vec();
+            let mut dy = take(planes * oh * ow);
+            dy.copy_from_slice(grads.get_or_alloc_mut(&yg)?);
             let dx = grads.get_or_alloc_mut(&xg)?;
             match reduce {
                 Reduce::Max => {
@@ -91,6 +96,7 @@ fn pool2d<const C: usize, T: Tape<f32, Cpu>>(
                     }
                 }
             }
+            give(dy);
             Ok(())
         });
     }

@@ -49,8 +49,14 @@ pub enum Dynamic {
     /// default in its examples). Each step's `W` is doubly stochastic, not symmetric.
     OnePeerExponential,
     /// The one-peer hypercube: rank `i` pairs with `i XOR 2^(k mod tau)`; symmetric `W`
-    /// at every step (for DecentLaM and D^2). Needs a power-of-two number of ranks.
+    /// at every step (for D^2, and DecentLaM without momentum). Needs a power-of-two number
+    /// of ranks.
     OnePeerHypercube,
+    /// The one-peer hypercube made lazy, `(I + W_k) / 2`: a rank keeps 3/4 and takes 1/4
+    /// from its partner, the same bytes per step. Each `W_k` is symmetric and positive
+    /// definite, as DecentLaM's momentum over a changing `W` needs (the plain hypercube's
+    /// `W_k` is singular: its disagreement grows under momentum 0.9).
+    LazyOnePeerHypercube,
     /// BlueFog's one-peer schedule over a base topology's out-neighbours.
     OnePeer(OnePeerSchedule),
     /// BlueFog's inner-ring / outer-ring machine schedule (machines of more than 2 ranks).
@@ -90,10 +96,11 @@ impl fmt::Display for Communication {
 }
 
 /// The names [`Communication::parse`] accepts, in order.
-pub const COMMUNICATION_NAMES: [&str; 8] = [
+pub const COMMUNICATION_NAMES: [&str; 9] = [
     "static",
     "one-peer-exp2",
     "one-peer-hypercube",
+    "lazy-one-peer-hypercube",
     "inner-outer-ring",
     "inner-outer-exp2",
     "hierarchical",
@@ -106,6 +113,7 @@ impl Dynamic {
         match self {
             Dynamic::OnePeerExponential => "one-peer-exp2",
             Dynamic::OnePeerHypercube => "one-peer-hypercube",
+            Dynamic::LazyOnePeerHypercube => "lazy-one-peer-hypercube",
             Dynamic::OnePeer(_) => "one-peer",
             Dynamic::InnerOuterRing => "inner-outer-ring",
             Dynamic::InnerOuterExp2 => "inner-outer-exp2",
@@ -122,13 +130,24 @@ impl Dynamic {
                 self.name()
             ))
         };
-        let peers = match self {
-            Dynamic::OnePeerExponential => one_peer_exponential_two(size, rank, k),
-            Dynamic::OnePeerHypercube => one_peer_hypercube(size, rank, k).ok_or_else(|| {
+        let hypercube = || {
+            one_peer_hypercube(size, rank, k).ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "the one-peer hypercube needs a power-of-two number of ranks, found {size}"
                 ))
-            })?,
+            })
+        };
+        let peers = match self {
+            Dynamic::OnePeerExponential => one_peer_exponential_two(size, rank, k),
+            Dynamic::OnePeerHypercube => hypercube()?,
+            Dynamic::LazyOnePeerHypercube => {
+                let p = hypercube()?;
+                let mut w = NeighborWeights::new(if p.recv_from.is_empty() { 1.0 } else { 0.75 });
+                for (&from, &to) in p.recv_from.iter().zip(&p.send_to) {
+                    w = w.src(from, 0.25).dst(to);
+                }
+                return Ok(w);
+            }
             Dynamic::OnePeer(s) if s.size() == size => s.at(rank, k),
             Dynamic::OnePeer(s) => {
                 return Err(Error::InvalidArgument(format!(
@@ -166,6 +185,7 @@ impl Communication {
             "static" => Communication::Static,
             "one-peer-exp2" => Communication::Dynamic(Dynamic::OnePeerExponential),
             "one-peer-hypercube" => Communication::Dynamic(Dynamic::OnePeerHypercube),
+            "lazy-one-peer-hypercube" => Communication::Dynamic(Dynamic::LazyOnePeerHypercube),
             "inner-outer-ring" => Communication::Dynamic(Dynamic::InnerOuterRing),
             "inner-outer-exp2" => Communication::Dynamic(Dynamic::InnerOuterExp2),
             "hierarchical" => Communication::Hierarchical,
@@ -245,6 +265,32 @@ impl Communication {
             }
             (_, Plan::Weights(_)) => None,
         })
+    }
+}
+
+impl Communication {
+    /// Where this step's `W` of a dynamic schedule is not certified positive definite, in
+    /// words (`None` when it is, or when `W` does not change from step to step). The test
+    /// is strict diagonal dominance: every rank's self weight above the sum of its
+    /// neighbours' (above 1/2 for a row that sums to 1). Every rank reaches the same answer.
+    pub(crate) fn indefinite(&self, bf: &Fog, k: usize) -> Result<Option<String>> {
+        let Communication::Dynamic(d) = self else {
+            return Ok(None);
+        };
+        let n = bf.size();
+        for r in 0..n {
+            let w = d.weights(n, bf.local_size(), r, k)?;
+            let others: f64 = w.src_weights.iter().map(|p| p.1.abs()).sum();
+            if w.self_weight <= others {
+                return Ok(Some(format!(
+                    "the {} schedule's W at step {k} gives rank {r} the self weight {} against \
+                     {others} for its neighbours",
+                    d.name(),
+                    w.self_weight
+                )));
+            }
+        }
+        Ok(None)
     }
 }
 

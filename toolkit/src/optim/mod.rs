@@ -35,6 +35,13 @@
 //! whenever `W` changes (a new static topology, every step of a dynamic schedule): the
 //! one-peer exponential graph is directed, its symmetric form is the one-peer hypercube
 //! ([`Dynamic::OnePeerHypercube`]). D^2 needs the same.
+//! Over a `W` that changes from step to step, DecentLaM's momentum carries each step's
+//! averaging into the next, and the disagreement between ranks grows unless every `W_k` is
+//! positive definite: with momentum 0.9 over the one-peer hypercube (`W_k = (I + P_k)/2`,
+//! singular) LeNet-5's loss became NaN in the second epoch. So with momentum, DecentLaM
+//! over a dynamic schedule demands every self weight above the sum of the neighbours'
+//! (strict diagonal dominance, which makes a symmetric `W` positive definite), at every
+//! step; [`Dynamic::LazyOnePeerHypercube`] meets it with the same bytes.
 //! A symmetric `W` with negative eigenvalues can be made positive definite with
 //! [`Topology::lazy`](crate::topology::Topology::lazy), `(I + W) / 2`. Positive definiteness
 //! is what the convergence proof assumes (the talk's A.3), and `step` does not demand it:

@@ -223,6 +223,17 @@ impl<E: Element + Float> Optimizer<E> {
                 self.checked = fp;
             }
         }
+        if self.method == Method::DecentLam && self.momentum != 0.0 {
+            // x - x_prev carries each step's averaging into the next: over a changing W
+            // the disagreement grows unless every W_k is positive definite.
+            if let Some(why) = comm.indefinite(bf, round)? {
+                return Err(Error::Topology(format!(
+                    "DecentLaM's momentum over a changing W needs each W positive definite \
+                     (fogkit checks that every self weight exceeds the neighbours' sum, e.g. \
+                     the lazy one-peer hypercube); {why}; or train without momentum"
+                )));
+            }
+        }
         let cx = Cx {
             bf,
             w: &plan,
