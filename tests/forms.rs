@@ -141,7 +141,7 @@ pub struct Case {
 }
 
 /// Every case: each method over each communication, constant and warm-up + cosine step
-/// sizes, and static ring and the one-peer hypercube with local steps between
+/// sizes, and static ring and the lazy one-peer hypercube with local steps between
 /// communications.
 pub fn cases() -> Vec<Case> {
     let mut v = Vec::new();

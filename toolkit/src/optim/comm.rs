@@ -143,6 +143,7 @@ impl Dynamic {
             Dynamic::LazyOnePeerHypercube => {
                 let p = hypercube()?;
                 let mut w = NeighborWeights::new(if p.recv_from.is_empty() { 1.0 } else { 0.75 });
+                debug_assert_eq!(p.recv_from.len(), p.send_to.len(), "a hypercube pairs");
                 for (&from, &to) in p.recv_from.iter().zip(&p.send_to) {
                     w = w.src(from, 0.25).dst(to);
                 }
@@ -233,23 +234,7 @@ impl Communication {
                 let rows = (0..n)
                     .map(|r| d.weights(n, bf.local_size(), r, k))
                     .collect::<Result<Vec<_>>>()?;
-                let w = |i: usize, j: usize| -> f64 {
-                    let src = rows[i]
-                        .src_weights
-                        .iter()
-                        .find(|p| p.0 == j)
-                        .map_or(0.0, |p| p.1);
-                    let scale = if rows[j].dst_weights.is_empty() {
-                        1.0
-                    } else {
-                        rows[j]
-                            .dst_weights
-                            .iter()
-                            .find(|p| p.0 == i)
-                            .map_or(0.0, |p| p.1)
-                    };
-                    src * scale
-                };
+                let w = |i: usize, j: usize| entry(&rows, i, j);
                 (0..n)
                     .flat_map(|i| (0..i).map(move |j| (i, j)))
                     .find(|&(i, j)| (w(i, j) - w(j, i)).abs() > 1e-12)
@@ -278,20 +263,47 @@ impl Communication {
             return Ok(None);
         };
         let n = bf.size();
-        for r in 0..n {
-            let w = d.weights(n, bf.local_size(), r, k)?;
-            let others: f64 = w.src_weights.iter().map(|p| p.1.abs()).sum();
-            if w.self_weight <= others {
+        let rows = (0..n)
+            .map(|r| d.weights(n, bf.local_size(), r, k))
+            .collect::<Result<Vec<_>>>()?;
+        for (r, row) in rows.iter().enumerate() {
+            // The entries as they arrive: each source's weight times its send scale.
+            let others: f64 = row
+                .src_weights
+                .iter()
+                .map(|&(j, _)| entry(&rows, r, j).abs())
+                .sum();
+            if row.self_weight <= others {
                 return Ok(Some(format!(
                     "the {} schedule's W at step {k} gives rank {r} the self weight {} against \
                      {others} for its neighbours",
                     d.name(),
-                    w.self_weight
+                    row.self_weight
                 )));
             }
         }
         Ok(None)
     }
+}
+
+/// `w[i][j]` of a step's `W` from every rank's weights: what `i` takes of `j`'s value
+/// (its receive weight times the scale `j` sends with, 1 when `j` names none).
+fn entry(rows: &[NeighborWeights], i: usize, j: usize) -> f64 {
+    let src = rows[i]
+        .src_weights
+        .iter()
+        .find(|p| p.0 == j)
+        .map_or(0.0, |p| p.1);
+    let scale = if rows[j].dst_weights.is_empty() {
+        1.0
+    } else {
+        rows[j]
+            .dst_weights
+            .iter()
+            .find(|p| p.0 == i)
+            .map_or(0.0, |p| p.1)
+    };
+    src * scale
 }
 
 /// `W` at one step, resolved for this rank.

@@ -34,7 +34,8 @@
 //! a directed (non-symmetric) topology it can diverge, so [`Optimizer::step`] refuses one,
 //! whenever `W` changes (a new static topology, every step of a dynamic schedule): the
 //! one-peer exponential graph is directed, its symmetric form is the one-peer hypercube
-//! ([`Dynamic::OnePeerHypercube`]). D^2 needs the same.
+//! ([`Dynamic::OnePeerHypercube`]; for DecentLaM with momentum its lazy form, below). D^2
+//! needs the same.
 //! Over a `W` that changes from step to step, DecentLaM's momentum carries each step's
 //! averaging into the next, and the disagreement between ranks grows unless every `W_k` is
 //! positive definite: with momentum 0.9 over the one-peer hypercube (`W_k = (I + P_k)/2`,

@@ -6,7 +6,7 @@ use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::{Device, Gradients};
 use num_traits::Float;
 
-use super::comm::Communication;
+use super::comm::{Communication, Plan};
 use super::method::{Method, Schedule};
 use super::params::{self, set_parameters};
 use super::rules::{Cx, Rule};
@@ -215,7 +215,7 @@ impl<E: Element + Float> Optimizer<E> {
                 if let Some(why) = comm.asymmetry(bf, &plan, round)? {
                     return Err(Error::Topology(format!(
                         "{} needs a symmetric W (doubly stochastic, e.g. \
-                         topology::symmetric_exponential(n).lazy() or the one-peer hypercube); \
+                         topology::symmetric_exponential(n).lazy() or the lazy one-peer hypercube); \
                          {why}",
                         self.method.name()
                     )));
@@ -223,7 +223,11 @@ impl<E: Element + Float> Optimizer<E> {
                 self.checked = fp;
             }
         }
-        if self.method == Method::DecentLam && self.momentum != 0.0 {
+        // Checked on the steps that communicate (a local step's W is I).
+        if self.method == Method::DecentLam
+            && self.momentum != 0.0
+            && !matches!(plan, Plan::Identity)
+        {
             // x - x_prev carries each step's averaging into the next: over a changing W
             // the disagreement grows unless every W_k is positive definite.
             if let Some(why) = comm.indefinite(bf, round)? {
