@@ -21,6 +21,7 @@ const README: &str = env!("CARGO_BIN_EXE_fogkit-readme");
 const TIMELINE: &str = env!("CARGO_BIN_EXE_fogkit-timeline");
 const LAYOUT: &str = env!("CARGO_BIN_EXE_fogkit-layout");
 const OPTIM: &str = env!("CARGO_BIN_EXE_fogkit-optim");
+const WINDOWS: &str = env!("CARGO_BIN_EXE_fogkit-windows");
 
 fn fogrun(np: usize, program: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
     let np = np.to_string();
@@ -49,6 +50,55 @@ fn every_collective_is_bit_identical_under_mpirun() {
         want.sort();
         assert_eq!(sorted_lines(&o.stdout, "rank "), want, "np={np}");
     }
+}
+
+#[test]
+fn every_window_op_is_bit_identical_under_mpirun() {
+    // The cases check each op against hand-computed values on every rank (a rank that
+    // finds a difference fails the job); the digests compare MPI's bits with in-process.
+    for np in 2usize..=8 {
+        let o = fogrun(np, WINDOWS, &[&np.to_string()], &[], 240);
+        assert_eq!(o.code, 0, "np={np}\n{}\n{}", o.stdout, o.stderr);
+        let mut want = fogkit::run(np, fogkit_tests::windows::window_line)
+            .unwrap()
+            .into_vec()
+            .unwrap();
+        want.sort();
+        assert_eq!(sorted_lines(&o.stdout, "rank "), want, "np={np}");
+    }
+}
+
+#[test]
+fn a_window_of_2_55e7_f32_moves_in_pieces_without_deadlock() {
+    // 102 MB per tensor, in pieces of fogkit::transport::mpi::RMA_PIECE; every element
+    // checked by each rank; the deadline bounds the time.
+    let o = fogrun(3, WINDOWS, &["3", "--large", "25500000"], &[], 300);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(sorted_lines(&o.stdout, "rank ").len(), 3, "{}", o.stdout);
+}
+
+#[test]
+fn windows_under_mpirun_conserve_under_stress_and_push_sum_converges_with_a_slow_rank() {
+    let o = fogrun(5, WINDOWS, &["5", "--stress"], &[], 240);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(sorted_lines(&o.stdout, "rank ").len(), 5, "{}", o.stdout);
+    let o = fogrun(4, WINDOWS, &["4", "--async", "3"], &[], 240);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let lines = sorted_lines(&o.stdout, "rank ");
+    assert_eq!(lines.len(), 4, "{}", o.stdout);
+    let field = |l: &str, k: &str| -> f64 {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let i = w.iter().position(|x| *x == k).unwrap();
+        w[i + 1].parse().unwrap()
+    };
+    for l in &lines {
+        assert!(field(l, "error") < 1e-8, "{l}");
+    }
+    // Rank 1 is 5x slower: it ran far fewer iterations than rank 0, and nobody waited.
+    assert!(
+        field(&lines[0], "iterations") > 2.0 * field(&lines[1], "iterations"),
+        "{lines:?}"
+    );
 }
 
 #[test]

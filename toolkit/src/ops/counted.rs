@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{Op, Wire};
-use crate::transport::{CallInfo, Exit, Machine, Transport, Visit};
+use crate::transport::{CallInfo, Exit, Machine, OneSided, Transport, Visit};
 use crate::Result;
 
 /// A transport that counts what it sends.
@@ -23,6 +23,12 @@ impl Counted {
             bytes: AtomicU64::new(0),
             messages: AtomicU64::new(0),
         }
+    }
+
+    /// Counts what a window op wrote into other ranks' memory.
+    pub(crate) fn add_sent(&self, bytes: usize, messages: usize) {
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.messages.fetch_add(messages as u64, Ordering::Relaxed);
     }
 
     /// `(bytes, messages)` sent so far.
@@ -62,6 +68,9 @@ impl Transport<Op> for Counted {
     }
     fn machine(&self) -> Machine {
         self.inner.machine()
+    }
+    fn one_sided(&self) -> Option<&dyn OneSided> {
+        self.inner.one_sided()
     }
     fn leave(&self, exit: &Exit) {
         self.inner.leave(exit)

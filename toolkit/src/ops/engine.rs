@@ -21,6 +21,8 @@ pub struct Comm {
     topology: RefCell<Arc<Topology>>,
     machine_topology: RefCell<Arc<Topology>>,
     queue: RefCell<Option<Queue>>,
+    /// Names of this rank's open windows, and the id the next window gets.
+    windows: RefCell<(std::collections::BTreeSet<String>, u64)>,
 }
 
 impl Comm {
@@ -36,6 +38,7 @@ impl Comm {
             topology: RefCell::new(Arc::new(topology::exponential_two(n))),
             machine_topology: RefCell::new(Arc::new(topology::exponential_two(machines))),
             queue: RefCell::new(None),
+            windows: RefCell::new(Default::default()),
         }
     }
 
@@ -132,6 +135,39 @@ impl Comm {
     pub(super) fn blocking(&self, op: Op) -> Result<(tracing::span::EnteredSpan, &Wire)> {
         self.synchronize()?;
         Ok((op.span().entered(), &*self.transport))
+    }
+
+    /// One-sided access, or an error naming the transport that has none.
+    pub(super) fn one_sided(&self) -> Result<&dyn crate::transport::OneSided> {
+        self.transport.one_sided().ok_or_else(|| {
+            crate::Error::InvalidArgument(format!(
+                "windows expected a transport with one-sided access, found `{}` without it",
+                self.transport.name()
+            ))
+        })
+    }
+
+    /// Counts bytes a window op wrote into other ranks' regions.
+    pub(super) fn count_sent(&self, bytes: usize, messages: usize) {
+        self.counted.add_sent(bytes, messages);
+    }
+
+    /// Reserves window `name` on this rank: its id, or an error if it is open already.
+    pub(super) fn reserve_window(&self, name: &str) -> Result<u64> {
+        let mut w = self.windows.borrow_mut();
+        if w.0.contains(name) {
+            return Err(crate::Error::InvalidArgument(format!(
+                "win_create expected a new window name, found `{name}` open already (win_free it first)"
+            )));
+        }
+        w.0.insert(name.to_string());
+        w.1 += 1;
+        Ok(w.1)
+    }
+
+    /// Forgets window `name` on this rank.
+    pub(super) fn release_window(&self, name: &str) {
+        self.windows.borrow_mut().0.remove(name);
     }
 
     pub(super) fn replace_topology(&self, topo: Topology) {

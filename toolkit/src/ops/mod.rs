@@ -22,6 +22,7 @@ mod nonblocking;
 mod op;
 mod queue;
 mod weights;
+mod window;
 
 pub use engine::Comm;
 pub use kernel::ReduceOp;
@@ -29,6 +30,7 @@ pub use nonblocking::Handle;
 pub(crate) use nonblocking::{Owned, Pending};
 pub use op::Op;
 pub use weights::NeighborWeights;
+pub use window::{WinMutex, Window};
 
 /// The transport as ops see it.
 pub(crate) type Wire = dyn crate::transport::Transport<Op>;

@@ -78,6 +78,10 @@ ops! {
     HierarchicalNeighborAllreduce = 9, "hierarchical_neighbor_allreduce", "a different topology";
     /// `gather_bytes` (e.g. metrics to rank 0)
     Gather = 10, "gather", "different options";
+    /// `win_create` (collective)
+    WinCreate = 11, "win_create", "a different window or topology";
+    /// `win_free` (collective)
+    WinFree = 12, "win_free", "a different window";
 }
 
 impl fmt::Display for Op {

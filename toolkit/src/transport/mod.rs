@@ -13,7 +13,9 @@
 //! 1. a folder `transport/NAME/` with a type implementing [`Transport`] (a transport that
 //!    ships call descriptors over a wire uses [`descriptor`] for their codec, and
 //!    [`check_consistent`] on what it decodes);
-//! 2. one arm in [`connect`] saying when it is chosen.
+//! 2. one arm in [`connect`] saying when it is chosen;
+//! 3. for windows, an implementation of [`OneSided`] (the second seam, [`window`]),
+//!    returned by [`Transport::one_sided`].
 
 mod check;
 pub mod descriptor;
@@ -22,12 +24,14 @@ mod machine;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 mod select;
+pub mod window;
 
 use std::fmt;
 
 pub use check::{check_consistent, Posted};
 pub use machine::Machine;
 pub use select::{connect, launched_by_mpirun, launched_size, Want};
+pub use window::{OneSided, Region};
 
 use crate::tensor::Dtype;
 use crate::Result;
@@ -138,6 +142,11 @@ pub trait Transport<O: OpId>: Send + Sync {
     /// This rank's machine and its place there.
     fn machine(&self) -> Machine {
         Machine::single(self.rank(), self.size())
+    }
+    /// One-sided access to windows (the second seam, [`OneSided`]), where this
+    /// transport has it.
+    fn one_sided(&self) -> Option<&dyn OneSided> {
+        None
     }
     /// Called once when this rank leaves `run`'s closure. A transport whose ranks live in
     /// other processes may end the whole job here on a failure (it does not return then).

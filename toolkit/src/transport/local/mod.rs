@@ -6,11 +6,16 @@
 //! the round; each rank then reads its sources directly and, before returning, waits
 //! until every rank reading *its* buffers has finished. A rank that times out, panics or
 //! returns early makes the others' calls fail with a message instead of hanging.
+//!
+//! Windows (one-sided access) are in `window`: each rank's region behind its own lock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+mod window;
+
+use super::window::OneSided;
 use super::{check_consistent, CallInfo, Exit, Machine, OpId, Posted, Transport, Visit};
 use crate::{Error, Result};
 
@@ -54,6 +59,7 @@ pub struct LocalWorld<O> {
     timeout: Duration,
     state: Mutex<State<O>>,
     cv: Condvar,
+    windows: window::Windows,
 }
 
 impl<O: OpId> LocalWorld<O> {
@@ -76,6 +82,7 @@ impl<O: OpId> LocalWorld<O> {
                 failure: None,
             }),
             cv: Condvar::new(),
+            windows: window::Windows::default(),
         }))
     }
 
@@ -182,6 +189,10 @@ impl<O: OpId> Transport<O> for LocalTransport<O> {
     fn machine(&self) -> Machine {
         Machine::grouped(self.rank, self.world.n, self.world.local_size)
             .unwrap_or_else(|_| Machine::single(self.rank, self.world.n))
+    }
+
+    fn one_sided(&self) -> Option<&dyn OneSided> {
+        Some(self)
     }
 
     fn leave(&self, exit: &Exit) {

@@ -9,6 +9,8 @@
 //! messages are large, is read in place from the sender's memory (`in_place`). Every wait
 //! polls against a deadline: a rank that never arrives gives [`Error::Timeout`], never a
 //! hang.
+//!
+//! Windows (one-sided access) are MPI-3 RMA epochs, in `window`.
 
 mod cma;
 mod copy;
@@ -18,6 +20,7 @@ mod pool;
 mod raw;
 mod wait;
 mod watchdog;
+mod window;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant};
 
 pub use copy::PIECE;
 pub use raw::abort_job;
+pub use window::RMA_PIECE;
 
 use super::{
     check_consistent, descriptor, CallInfo, Exit, Machine, OpId, Posted, Transport, Visit,
@@ -53,6 +57,8 @@ pub struct MpiTransport {
     cma: bool,
     /// Every rank's host, for messages.
     hosts: Vec<String>,
+    /// Open windows (one-sided access, `window`).
+    windows: window::Windows,
 }
 
 /// Calls whose largest message is at least this many bytes read in place.
@@ -102,6 +108,7 @@ impl MpiTransport {
             serial: Mutex::new(()),
             cma,
             hosts,
+            windows: window::Windows::default(),
         })
     }
 
@@ -225,6 +232,10 @@ impl<O: OpId> Transport<O> for MpiTransport {
         } else {
             "mpi (point-to-point copies)".into()
         }
+    }
+
+    fn one_sided(&self) -> Option<&dyn super::OneSided> {
+        Some(self)
     }
 
     /// A failing rank ends the whole job (after printing why): the other processes may

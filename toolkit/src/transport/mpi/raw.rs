@@ -77,6 +77,21 @@ pub(super) fn ensure_init() -> Result<()> {
     .map_err(Error::InvalidArgument)
 }
 
+/// Whether MPI allows calls from several threads at once (MPI_THREAD_MULTIPLE); else
+/// fogkit serialises them. Asked once, after [`ensure_init`].
+pub(super) fn thread_multiple() -> bool {
+    static MULTIPLE: OnceLock<bool> = OnceLock::new();
+    *MULTIPLE.get_or_init(|| {
+        let mut provided: c_int = 0;
+        // SAFETY: MPI is initialised (every transport is made after ensure_init); reading
+        // an MPI constant.
+        unsafe {
+            ffi::MPI_Query_thread(&mut provided);
+            provided >= ffi::RSMPI_THREAD_MULTIPLE
+        }
+    })
+}
+
 /// Ends the whole MPI job (all processes) with `code`, after `message` on stderr.
 pub fn abort_job(message: &str, code: c_int) -> ! {
     use std::io::Write;
@@ -98,7 +113,7 @@ pub fn abort_job(message: &str, code: c_int) -> ! {
     std::process::exit(code)
 }
 
-fn check(rc: c_int, what: &str) -> Result<()> {
+pub(super) fn check(rc: c_int, what: &str) -> Result<()> {
     if rc == 0 {
         Ok(())
     } else {
@@ -191,6 +206,11 @@ impl Comm {
             raw,
             free_on_drop: true,
         })
+    }
+
+    /// The MPI handle, for the window calls.
+    pub(super) fn handle(&self) -> ffi::MPI_Comm {
+        self.raw
     }
 
     /// Never free this communicator (a timed-out request may still reference it).
