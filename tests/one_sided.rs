@@ -39,8 +39,8 @@ fn asynchronous_push_sum_reaches_the_average_with_one_rank_5x_slower() {
     let slow = &out[2];
     let fast = &out[0];
     assert!(
-        fast.iterations > 2 * slow.iterations,
-        "fast rank {} iterations, slow rank {}",
+        2 * fast.iterations > 3 * slow.iterations,
+        "the fast rank waited for the slow one: {} iterations against {}",
         fast.iterations,
         slow.iterations
     );

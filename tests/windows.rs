@@ -159,6 +159,58 @@ pub fn window_cases(bf: &Fog) -> fogkit::Result<Vec<u64>> {
         bf.barrier()?;
         win.win_free()?;
 
+        // Nonblocking forms: put, accumulate and get on the communication thread.
+        let nb = bf.win_create("nb", &x[me], true)?;
+        let half: Vec<(usize, f64)> = topo.out_neighbors(me).iter().map(|&j| (j, 0.5)).collect();
+        nb.neighbor_win_put_nonblocking_with(&x[me], 1.0, &half)?
+            .wait()?;
+        bf.barrier()?;
+        for (j, got) in nb.neighbor_values()? {
+            let e: Vec<f64> = x[j].iter().map(|v| 0.5 * v).collect();
+            check(
+                &what(&format!("put_nonblocking, slot of {j}")),
+                me,
+                &e,
+                &got,
+            )?;
+        }
+        bf.barrier()?;
+        let h = nb.neighbor_win_accumulate_nonblocking_with(&x[me], 1.0, &half)?;
+        while !h.poll() {
+            std::thread::yield_now();
+        }
+        h.wait()?;
+        bf.barrier()?;
+        for (j, got) in nb.neighbor_values()? {
+            check(
+                &what(&format!("accumulate_nonblocking, slot of {j}")),
+                me,
+                &x[j],
+                &got,
+            )?;
+            bits.extend(got.iter().map(|v| v.to_bits()));
+        }
+        let twice: Vec<(usize, f64)> = srcs.iter().map(|&j| (j, 2.0)).collect();
+        nb.neighbor_win_get_nonblocking_with(&twice)?.wait()?;
+        for (j, got) in nb.neighbor_values()? {
+            let e: Vec<f64> = x[j].iter().map(|v| 2.0 * v).collect();
+            check(
+                &what(&format!("get_nonblocking, slot of {j}")),
+                me,
+                &e,
+                &got,
+            )?;
+        }
+        if nb.get_win_version()?.iter().any(|&(_, v)| v != 3) {
+            return Err(fogkit::Error::InvalidArgument(format!(
+                "rank {me}: {}: expected versions 3 after put, accumulate and get, found {:?}",
+                what("nonblocking"),
+                nb.get_win_version()?
+            )));
+        }
+        bf.barrier()?;
+        nb.win_free()?;
+
         // f32, slots starting as copies of x: an update with the default weights keeps x.
         let x32: Vec<f32> = x[me].iter().map(|&v| v as f32).collect();
         let w32 = bf.win_create(name, &x32, false)?;

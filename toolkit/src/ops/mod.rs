@@ -1,7 +1,8 @@
 //! Collectives, written once over any [`Transport`](crate::transport::Transport): barrier,
 //! broadcast, allreduce, allgather, neighbor_allreduce (static topology or per-call
 //! weights), neighbor_allgather, pair_gossip, hierarchical_neighbor_allreduce, and their
-//! nonblocking forms.
+//! nonblocking forms; and windows ([`Window`]: one-sided put, get, accumulate and update
+//! over the transport's second seam, blocking and nonblocking).
 //!
 //! `ops` owns its engine, [`Comm`]: one per rank, holding the transport, the topologies
 //! and the queue of nonblocking work (as data: which op, which buffers, which weights).

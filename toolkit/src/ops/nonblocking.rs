@@ -22,7 +22,12 @@ pub struct Handle<'a, Out> {
     finish: Box<dyn FnOnce(Done) -> Result<Out> + 'a>,
 }
 
-impl<Out> Handle<'_, Out> {
+impl<'a, Out> Handle<'a, Out> {
+    /// A handle for `ticket` whose result `finish` makes.
+    pub(crate) fn new(ticket: Ticket, finish: Box<dyn FnOnce(Done) -> Result<Out> + 'a>) -> Self {
+        Handle { ticket, finish }
+    }
+
     /// True once the op has finished (BlueFog's `poll`); `wait` then returns at once.
     pub fn poll(&self) -> bool {
         self.ticket.done.load(Ordering::Acquire)

@@ -82,6 +82,14 @@ ops! {
     WinCreate = 11, "win_create", "a different window or topology";
     /// `win_free` (collective)
     WinFree = 12, "win_free", "a different window";
+    /// `neighbor_win_put` (one-sided: never matched across ranks)
+    WinPut = 13, "neighbor_win_put", "a different window";
+    /// `neighbor_win_accumulate` (one-sided)
+    WinAccumulate = 14, "neighbor_win_accumulate", "a different window";
+    /// `neighbor_win_get` (one-sided)
+    WinGet = 15, "neighbor_win_get", "a different window";
+    /// `win_update` (local to a rank's window)
+    WinUpdate = 16, "win_update", "a different window";
 }
 
 impl fmt::Display for Op {

@@ -14,6 +14,7 @@ use super::core::{allgather_core, allreduce_core, broadcast_core, neighbor_mix};
 use super::hierarchical::hierarchical_core;
 use super::kernel::ReduceOp;
 use super::weights::Mix;
+use super::window::Plan;
 use super::{Op, Wire};
 use crate::tensor::{Dtype, Element};
 use crate::{Error, Result};
@@ -85,6 +86,8 @@ pub(crate) enum Work {
     Allgather { x: Flat },
     /// `hierarchical_neighbor_allreduce` with a resolved machine mix.
     Hierarchical { x: Flat, mix: Mix },
+    /// A one-sided window op (put, accumulate or get) with its resolved plan.
+    Window { op: Op, plan: Plan, x: Flat },
 }
 
 /// What a finished item gives back.
@@ -126,6 +129,17 @@ fn reduced<E: Element>(t: &Wire, x: &[E], reduce: ReduceOp) -> Result<Typed<E>> 
     Ok(Typed::One(out))
 }
 
+fn windowed<E: Element>(t: &Wire, x: &[E], plan: &Plan) -> Result<Typed<E>> {
+    let one_sided = t
+        .one_sided()
+        .ok_or_else(|| Error::InvalidArgument("this transport has no windows".into()))?;
+    match plan {
+        Plan::Deposit(d) => d.run(one_sided, x)?,
+        Plan::Fetch(f) => f.run::<E>(one_sided)?,
+    }
+    Ok(Typed::Many(Vec::new()))
+}
+
 impl Work {
     /// The op this item runs.
     pub(crate) fn op(&self) -> Op {
@@ -135,6 +149,7 @@ impl Work {
             Work::Broadcast { .. } => Op::Broadcast,
             Work::Allgather { .. } => Op::Allgather,
             Work::Hierarchical { .. } => Op::HierarchicalNeighborAllreduce,
+            Work::Window { op, .. } => *op,
         }
     }
 
@@ -144,7 +159,8 @@ impl Work {
             | Work::Allreduce { x, .. }
             | Work::Broadcast { x, .. }
             | Work::Allgather { x }
-            | Work::Hierarchical { x, .. } => x,
+            | Work::Hierarchical { x, .. }
+            | Work::Window { x, .. } => x,
         }
     }
 
@@ -158,6 +174,7 @@ impl Work {
             }
             Work::Allgather { x } => typed!(x, |v| allgather_core(t, &v).map(Typed::Many)),
             Work::Hierarchical { x, mix } => typed!(x, |v| hierarchical(t, &v, &mix)),
+            Work::Window { plan, x, .. } => typed!(x, |v| windowed(t, &v, &plan)),
         }
     }
 }

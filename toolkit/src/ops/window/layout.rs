@@ -11,7 +11,7 @@ use crate::Result;
 /// The layout of a region with `slots` in-neighbour slots of `len` elements of `esize`
 /// bytes.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Layout {
+pub(crate) struct Layout {
     pub slots: usize,
     pub len: usize,
     pub esize: usize,

@@ -18,12 +18,14 @@
 mod layout;
 mod mutex;
 mod ops;
+mod plan;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use layout::{read_elems, read_f64, read_word, write_elems, write_f64, Layout};
 pub use mutex::WinMutex;
+pub(crate) use plan::Plan;
 
 use super::core::info;
 use super::{Comm, Op};

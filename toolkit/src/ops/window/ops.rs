@@ -3,29 +3,14 @@
 //! to every other op on that region; sums run self first, then slots by ascending rank,
 //! so every transport gives the same bits.
 
-use super::layout::{
-    modify_elems, read_elems, read_f64, read_word, write_elems, write_f64, write_word,
-};
+use super::layout::{read_elems, read_f64, write_elems, write_f64, write_word};
+use super::plan::{Deposit, Fetch, Plan, Target};
 use super::Window;
+use crate::ops::nonblocking::Handle;
+use crate::ops::queue::{Flat, Work};
+use crate::ops::Op;
 use crate::tensor::{Communicable, Element};
 use crate::Result;
-
-/// `w * x`, or `x` itself when `w` is 1.
-fn scaled<E: Element>(x: &[E], w: f64) -> std::borrow::Cow<'_, [E]> {
-    if w == 1.0 {
-        std::borrow::Cow::Borrowed(x)
-    } else {
-        let w = E::from_f64(w);
-        std::borrow::Cow::Owned(x.iter().map(|&v| w * v).collect())
-    }
-}
-
-/// How a write lands in the target's slot.
-#[derive(Clone, Copy, PartialEq)]
-enum Write {
-    Replace,
-    Add,
-}
 
 impl<E: Element> Window<'_, E> {
     fn all_dsts(&self) -> Vec<(usize, f64)> {
@@ -44,70 +29,159 @@ impl<E: Element> Window<'_, E> {
         Ok(())
     }
 
-    /// Sets this rank's tensor to `self_weight * x` and its p to `self_weight * p`;
-    /// returns the p before.
-    fn set_self(&self, x: &[E], self_weight: f64) -> Result<f64> {
-        let lay = self.layout_of(self.comm.rank());
-        let mut p = 0.0;
-        self.access(self.comm.rank(), &mut |r| {
-            p = read_f64(r, lay.p_self())?;
-            write_elems(r, lay.value(), &scaled(x, self_weight))?;
-            write_f64(r, lay.p_self(), self_weight * p)
-        })?;
-        Ok(p)
-    }
-
-    fn deposit(
+    /// The plan of a put or accumulate, its destinations checked.
+    fn deposit_plan(
         &self,
         what: &str,
         x: &[E],
         self_weight: f64,
         dsts: &[(usize, f64)],
-        how: Write,
-    ) -> Result<()> {
+        add: bool,
+    ) -> Result<Deposit> {
         self.check_len(what, x)?;
-        let slots: Vec<usize> = dsts
+        let targets = dsts
             .iter()
-            .map(|&(j, _)| self.my_slot_at(j))
+            .map(|&(j, w)| {
+                Ok(Target {
+                    rank: j,
+                    layout: self.layout_of(j),
+                    slot: self.my_slot_at(j)?,
+                    weight: w,
+                })
+            })
             .collect::<Result<_>>()?;
-        let p = self.set_self(x, self_weight)?;
-        for (&(j, w), &k) in dsts.iter().zip(&slots) {
-            let lay = self.layout_of(j);
-            let v = scaled(x, w);
-            self.access(j, &mut |r| {
-                match how {
-                    Write::Replace => {
-                        write_elems(r, lay.slot(k), &v)?;
-                        write_f64(r, lay.p_slot(k), w * p)?;
-                    }
-                    Write::Add => {
-                        modify_elems::<E>(r, lay.slot(k), lay.len, |s| {
-                            for (a, &b) in s.iter_mut().zip(v.iter()) {
-                                *a = *a + b;
-                            }
-                        })?;
-                        let q = read_f64(r, lay.p_slot(k))?;
-                        write_f64(r, lay.p_slot(k), q + w * p)?;
-                    }
-                }
-                let ver = read_word(r, lay.version(k))?;
-                write_word(r, lay.version(k), ver + 1)
-            })?;
-            self.comm.count_sent(std::mem::size_of_val(x) + 16, 1);
-        }
+        let me = self.comm.rank();
+        Ok(Deposit {
+            id: self.id,
+            me,
+            mine: self.layout_of(me),
+            self_weight,
+            targets,
+            add,
+        })
+    }
+
+    fn deposit(&self, x: &[E], self_weight: f64, dsts: &[(usize, f64)], add: bool) -> Result<()> {
+        let op = if add { Op::WinAccumulate } else { Op::WinPut };
+        let plan = self.deposit_plan(op.name(), x, self_weight, dsts, add)?;
+        let _span = op.span().entered();
+        plan.run(self.comm.one_sided()?, x)?;
+        self.comm.count_sent(plan.bytes(), plan.targets.len());
         Ok(())
+    }
+
+    /// Starts `plan` on the communication thread; the handle borrows the window.
+    fn start(&self, op: Op, plan: Plan, x: Vec<E>) -> Result<Handle<'_, ()>> {
+        self.comm.one_sided()?;
+        if let Plan::Deposit(d) = &plan {
+            self.comm.count_sent(d.bytes(), d.targets.len());
+        }
+        let ticket = self.comm.submit(Work::Window {
+            op,
+            plan,
+            x: Flat::from_vec(x),
+        })?;
+        // The finishing closure holds the window's borrow, so the handle holds it too.
+        let window = self;
+        Ok(Handle::new(
+            ticket,
+            Box::new(move |_| {
+                let _ = window.id;
+                Ok(())
+            }),
+        ))
+    }
+
+    /// [`neighbor_win_put`](Window::neighbor_win_put), started on the communication
+    /// thread (BlueFog's `win_put_nonblocking`); `wait` or `poll` the handle. The handle
+    /// borrows the window: it cannot be freed while the op is in flight.
+    ///
+    /// ```
+    /// let v = fogkit::run(2, |bf| {
+    ///     let win = bf.win_create("nb", &[bf.rank() as f64], true)?;
+    ///     let h = win.neighbor_win_put_nonblocking(&[bf.rank() as f64 + 10.0])?;
+    ///     h.wait()?; // win.win_free() here instead would not compile
+    ///     bf.barrier()?;
+    ///     let got = win.neighbor_values()?;
+    ///     win.win_free()?;
+    ///     Ok(got[0].1[0])
+    /// })
+    /// .unwrap();
+    /// assert_eq!((v[0], v[1]), (11.0, 10.0));
+    /// ```
+    pub fn neighbor_win_put_nonblocking<T: Communicable<Elem = E> + ?Sized>(
+        &self,
+        x: &T,
+    ) -> Result<Handle<'_, ()>> {
+        self.neighbor_win_put_nonblocking_with(x, 1.0, &self.all_dsts())
+    }
+
+    /// [`neighbor_win_put_with`](Window::neighbor_win_put_with), nonblocking.
+    pub fn neighbor_win_put_nonblocking_with<T: Communicable<Elem = E> + ?Sized>(
+        &self,
+        x: &T,
+        self_weight: f64,
+        dst_weights: &[(usize, f64)],
+    ) -> Result<Handle<'_, ()>> {
+        let x = x.flat().into_owned();
+        let plan = self.deposit_plan("neighbor_win_put", &x, self_weight, dst_weights, false)?;
+        self.start(Op::WinPut, Plan::Deposit(plan), x)
+    }
+
+    /// [`neighbor_win_accumulate_with`](Window::neighbor_win_accumulate_with), nonblocking
+    /// (BlueFog's `win_accumulate_nonblocking`).
+    pub fn neighbor_win_accumulate_nonblocking_with<T: Communicable<Elem = E> + ?Sized>(
+        &self,
+        x: &T,
+        self_weight: f64,
+        dst_weights: &[(usize, f64)],
+    ) -> Result<Handle<'_, ()>> {
+        let x = x.flat().into_owned();
+        let plan = self.deposit_plan(
+            "neighbor_win_accumulate",
+            &x,
+            self_weight,
+            dst_weights,
+            true,
+        )?;
+        self.start(Op::WinAccumulate, Plan::Deposit(plan), x)
+    }
+
+    /// [`neighbor_win_get_with`](Window::neighbor_win_get_with), nonblocking (BlueFog's
+    /// `win_get_nonblocking`).
+    pub fn neighbor_win_get_nonblocking_with(
+        &self,
+        src_weights: &[(usize, f64)],
+    ) -> Result<Handle<'_, ()>> {
+        let plan = self.fetch_plan(src_weights)?;
+        self.start(Op::WinGet, Plan::Fetch(plan), Vec::new())
+    }
+
+    fn fetch_plan(&self, src_weights: &[(usize, f64)]) -> Result<Fetch> {
+        let me = self.comm.rank();
+        let targets = src_weights
+            .iter()
+            .map(|&(j, w)| {
+                Ok(Target {
+                    rank: j,
+                    layout: self.layout_of(j),
+                    slot: self.slot_of(j)?,
+                    weight: w,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Fetch {
+            id: self.id,
+            me,
+            mine: self.layout_of(me),
+            targets,
+        })
     }
 
     /// Writes `x` into every out-neighbour's slot for this rank and makes `x` this rank's
     /// tensor (BlueFog's `win_put` with its default weights).
     pub fn neighbor_win_put<T: Communicable<Elem = E> + ?Sized>(&self, x: &T) -> Result<()> {
-        self.deposit(
-            "neighbor_win_put",
-            &x.flat(),
-            1.0,
-            &self.all_dsts(),
-            Write::Replace,
-        )
+        self.deposit(&x.flat(), 1.0, &self.all_dsts(), false)
     }
 
     /// Writes `w * x` into the slot for this rank at each `(rank, w)` of `dst_weights`
@@ -120,25 +194,13 @@ impl<E: Element> Window<'_, E> {
         self_weight: f64,
         dst_weights: &[(usize, f64)],
     ) -> Result<()> {
-        self.deposit(
-            "neighbor_win_put",
-            &x.flat(),
-            self_weight,
-            dst_weights,
-            Write::Replace,
-        )
+        self.deposit(&x.flat(), self_weight, dst_weights, false)
     }
 
     /// Adds `x` into every out-neighbour's slot for this rank and makes `x` this rank's
     /// tensor (BlueFog's `win_accumulate` with its default weights).
     pub fn neighbor_win_accumulate<T: Communicable<Elem = E> + ?Sized>(&self, x: &T) -> Result<()> {
-        self.deposit(
-            "neighbor_win_accumulate",
-            &x.flat(),
-            1.0,
-            &self.all_dsts(),
-            Write::Add,
-        )
+        self.deposit(&x.flat(), 1.0, &self.all_dsts(), true)
     }
 
     /// Adds `w * x` (and `w * p` to the slot's p) into the slot for this rank at each
@@ -173,13 +235,7 @@ impl<E: Element> Window<'_, E> {
         self_weight: f64,
         dst_weights: &[(usize, f64)],
     ) -> Result<()> {
-        self.deposit(
-            "neighbor_win_accumulate",
-            &x.flat(),
-            self_weight,
-            dst_weights,
-            Write::Add,
-        )
+        self.deposit(&x.flat(), self_weight, dst_weights, true)
     }
 
     /// Reads every in-neighbour's tensor (and p) into its slot here (BlueFog's `win_get`
@@ -192,26 +248,9 @@ impl<E: Element> Window<'_, E> {
     /// Reads `w * x_j` (and `w * p_j`) into the slot of each `(j, w)` of `src_weights`
     /// (in-neighbours at win_create); each adds 1 to the slot's version.
     pub fn neighbor_win_get_with(&self, src_weights: &[(usize, f64)]) -> Result<()> {
-        let me = self.comm.rank();
-        let mine = self.layout_of(me);
-        for &(j, w) in src_weights {
-            let k = self.slot_of(j)?;
-            let theirs = self.layout_of(j);
-            let (mut v, mut p) = (Vec::new(), 0.0);
-            self.access(j, &mut |r| {
-                v = read_elems::<E>(r, theirs.value(), theirs.len)?;
-                p = read_f64(r, theirs.p_self())?;
-                Ok(())
-            })?;
-            let v = scaled(&v, w);
-            self.access(me, &mut |r| {
-                write_elems(r, mine.slot(k), &v)?;
-                write_f64(r, mine.p_slot(k), w * p)?;
-                let ver = read_word(r, mine.version(k))?;
-                write_word(r, mine.version(k), ver + 1)
-            })?;
-        }
-        Ok(())
+        let plan = self.fetch_plan(src_weights)?;
+        let _span = Op::WinGet.span().entered();
+        plan.run::<E>(self.comm.one_sided()?)
     }
 
     /// Combines this rank's tensor with its slots using the weights of the topology at
@@ -238,6 +277,7 @@ impl<E: Element> Window<'_, E> {
         terms.sort_by_key(|t| t.0);
         let lay = self.layout_of(self.comm.rank());
         let mut out = Vec::new();
+        let _span = Op::WinUpdate.span().entered();
         self.access(self.comm.rank(), &mut |r| {
             let sw = E::from_f64(self_weight);
             let mut acc: Vec<E> = read_elems::<E>(r, lay.value(), lay.len)?
