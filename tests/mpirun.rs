@@ -56,32 +56,50 @@ fn every_collective_is_bit_identical_under_mpirun() {
 fn every_window_op_is_bit_identical_under_mpirun() {
     // The cases check each op against hand-computed values on every rank (a rank that
     // finds a difference fails the job); the digests compare MPI's bits with in-process.
+    // Both MPI paths: shared memory (the default on one host) and RMA epochs.
     for np in 2usize..=8 {
-        let o = fogrun(np, WINDOWS, &[&np.to_string()], &[], 240);
-        assert_eq!(o.code, 0, "np={np}\n{}\n{}", o.stdout, o.stderr);
         let mut want = fogkit::run(np, fogkit_tests::windows::window_line)
             .unwrap()
             .into_vec()
             .unwrap();
         want.sort();
-        assert_eq!(sorted_lines(&o.stdout, "rank "), want, "np={np}");
+        for path in ["auto", "rma"] {
+            let env = [("FOGKIT_MPI_WINDOWS", path)];
+            let o = fogrun(np, WINDOWS, &[&np.to_string()], &env, 240);
+            assert_eq!(o.code, 0, "np={np} {path}\n{}\n{}", o.stdout, o.stderr);
+            assert_eq!(sorted_lines(&o.stdout, "rank "), want, "np={np} {path}");
+        }
     }
+    let o = fogrun(2, WINDOWS, &["2"], &[("FOGKIT_MPI_WINDOWS", "shm")], 240);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("FOGKIT_MPI_WINDOWS expected `auto` or `rma`, found `shm`"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
 fn a_window_of_2_55e7_f32_moves_in_pieces_without_deadlock() {
-    // 102 MB per tensor, in pieces of fogkit::transport::mpi::RMA_PIECE; every element
-    // checked by each rank; the deadline bounds the time.
-    let o = fogrun(3, WINDOWS, &["3", "--large", "25500000"], &[], 300);
-    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
-    assert_eq!(sorted_lines(&o.stdout, "rank ").len(), 3, "{}", o.stdout);
+    // 102 MB per tensor, over RMA in pieces of fogkit::transport::mpi::RMA_PIECE, and in
+    // shared memory; every element checked by each rank; the deadline bounds the time.
+    for path in ["rma", "auto"] {
+        let env = [("FOGKIT_MPI_WINDOWS", path)];
+        let o = fogrun(3, WINDOWS, &["3", "--large", "25500000"], &env, 300);
+        assert_eq!(o.code, 0, "{path}\n{}\n{}", o.stdout, o.stderr);
+        assert_eq!(sorted_lines(&o.stdout, "rank ").len(), 3, "{}", o.stdout);
+    }
 }
 
 #[test]
 fn windows_under_mpirun_conserve_under_stress_and_push_sum_converges_with_a_slow_rank() {
-    let o = fogrun(5, WINDOWS, &["5", "--stress"], &[], 240);
-    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
-    assert_eq!(sorted_lines(&o.stdout, "rank ").len(), 5, "{}", o.stdout);
+    for path in ["auto", "rma"] {
+        let env = [("FOGKIT_MPI_WINDOWS", path)];
+        let o = fogrun(5, WINDOWS, &["5", "--stress"], &env, 240);
+        assert_eq!(o.code, 0, "{path}\n{}\n{}", o.stdout, o.stderr);
+        assert_eq!(sorted_lines(&o.stdout, "rank ").len(), 5, "{}", o.stdout);
+    }
     let o = fogrun(4, WINDOWS, &["4", "--async", "3"], &[], 240);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     let lines = sorted_lines(&o.stdout, "rank ");

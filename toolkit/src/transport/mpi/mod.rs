@@ -18,6 +18,7 @@ mod in_place;
 mod machines;
 mod pool;
 mod raw;
+mod shared_window;
 mod wait;
 mod watchdog;
 mod window;
@@ -55,6 +56,8 @@ pub struct MpiTransport {
     serial: Mutex<()>,
     /// All ranks share one host and can read each other's memory (see `cma`).
     cma: bool,
+    /// All ranks share one host: windows live in memory they all map (`shared_window`).
+    one_host: bool,
     /// Every rank's host, for messages.
     hosts: Vec<String>,
     /// Open windows (one-sided access, `window`).
@@ -107,6 +110,7 @@ impl MpiTransport {
             pool: Pool::default(),
             serial: Mutex::new(()),
             cma,
+            one_host,
             hosts,
             windows: window::Windows::default(),
         })

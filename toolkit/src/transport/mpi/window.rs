@@ -1,9 +1,9 @@
-//! One-sided access over MPI-3 RMA: each window is an `MPI_Win` over memory this process
-//! owns, and an access is one passive-target epoch (`MPI_Win_lock` exclusive on the
-//! target, `MPI_Get`/`MPI_Put` flushed piece by piece, `MPI_Win_unlock`), so the target
-//! takes no part. On one host Open MPI moves the bytes with a single copy between the
-//! processes (its shared-memory transport's cross-memory attach), as the in-place path of
-//! `exchange` does.
+//! One-sided access over MPI: when every process shares one host, each window is memory
+//! they all map and an access is loads and stores under a lock word (`shared_window`);
+//! otherwise (or with `FOGKIT_MPI_WINDOWS=rma`) each window is an `MPI_Win` over memory
+//! MPI allocates, and an access is one MPI-3 passive-target epoch (`MPI_Win_lock`
+//! exclusive on the target, `MPI_Get`/`MPI_Put` flushed piece by piece, `MPI_Win_unlock`).
+//! Either way the target takes no part.
 //!
 //! Large regions move in pieces of [`RMA_PIECE`] bytes, each flushed before the next is
 //! started (BlueFog's windows deadlocked or crashed on large tensors moved in one
@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use mpi::ffi;
 
 use super::raw::check;
+use super::shared_window::{segment_bytes, Segments, LOCK_BYTES};
 use super::watchdog::Watchdog;
 use super::MpiTransport;
 use crate::transport::window::{range, Accessor, OneSided, Region};
@@ -26,12 +27,25 @@ use crate::{Error, Result};
 /// The largest piece one `MPI_Put` or `MPI_Get` moves.
 pub const RMA_PIECE: usize = 8 << 20;
 
-/// One window: the MPI handle, the memory it exposes (kept alive until freed) and every
+/// One window: the MPI handle (its memory allocated by MPI and freed with it) and every
 /// rank's region length (to refuse an access outside a region before MPI sees it).
 struct Win {
     raw: ffi::MPI_Win,
-    _mem: Box<[u64]>,
     sizes: Vec<usize>,
+    /// Every rank's segment, when the window lives in memory all processes map.
+    shared: Option<Segments>,
+}
+
+/// Whether windows may live in shared memory: every rank on one host, and the user did
+/// not ask for RMA epochs (`FOGKIT_MPI_WINDOWS=rma`, to test that path on one host).
+fn use_shared(one_host: bool) -> Result<bool> {
+    match std::env::var("FOGKIT_MPI_WINDOWS").as_deref() {
+        Err(_) | Ok("") | Ok("auto") => Ok(one_host),
+        Ok("rma") => Ok(false),
+        Ok(other) => Err(Error::InvalidArgument(format!(
+            "FOGKIT_MPI_WINDOWS expected `auto` or `rma`, found `{other}`"
+        ))),
+    }
 }
 
 // SAFETY: the handle is used only through MPI calls, made under the transport's rules
@@ -161,37 +175,52 @@ impl MpiTransport {
 
 impl OneSided for MpiTransport {
     fn win_open(&self, id: u64, bytes: usize) -> Result<()> {
-        let mut mem = vec![0u64; bytes.div_ceil(8).max(1)].into_boxed_slice();
-        let base = mem.as_mut_ptr() as *mut c_void;
         let comm = &self.comm;
-        let (raw, sizes) = self.rma(
+        let shared = use_shared(self.one_host)?;
+        let (raw, sizes, bases) = self.rma(
             move || format!("creating window #{id}"),
-            || -> Result<(ffi::MPI_Win, Vec<usize>)> {
-                let sizes = comm.allgather(&[bytes as u64])?;
-                // SAFETY: a null window handle to be filled in.
+            || -> Result<(ffi::MPI_Win, Vec<usize>, Option<Vec<usize>>)> {
+                let sizes = comm.allgather(&[bytes as u64, shared as u64])?;
+                if sizes.chunks(2).any(|c| c[1] != shared as u64) {
+                    return Err(Error::InvalidArgument(
+                        "window creation expected every process to choose shared memory \
+                         alike (FOGKIT_MPI_WINDOWS set on some processes only?)"
+                            .into(),
+                    ));
+                }
+                let sizes: Vec<usize> = sizes.chunks(2).map(|c| c[0] as usize).collect();
+                if shared {
+                    let (raw, bases) = allocate_shared(comm.handle(), bytes, sizes.len())?;
+                    return Ok((raw, sizes, Some(bases)));
+                }
+                // SAFETY: a null window handle and base pointer to be filled in.
                 let mut raw: ffi::MPI_Win = unsafe { ffi::RSMPI_WIN_NULL };
-                // SAFETY: `mem` lives in the `Win` until MPI_Win_free; every process of
-                // the communicator makes this call (ops' window creation is collective).
+                let mut base: *mut u8 = std::ptr::null_mut();
+                // SAFETY: every process of the communicator makes this call (ops' window
+                // creation is collective); MPI owns the memory until MPI_Win_free.
                 check(
                     unsafe {
-                        ffi::MPI_Win_create(
-                            base,
-                            bytes as ffi::MPI_Aint,
+                        ffi::MPI_Win_allocate(
+                            bytes.max(8) as ffi::MPI_Aint,
                             1,
                             ffi::RSMPI_INFO_NULL,
                             comm.handle(),
+                            &mut base as *mut *mut u8 as *mut c_void,
                             &mut raw,
                         )
                     },
-                    "MPI_Win_create",
+                    "MPI_Win_allocate",
                 )?;
-                Ok((raw, sizes.iter().map(|&s| s as usize).collect()))
+                // SAFETY: MPI gave `bytes` (at least) writable bytes at `base`; no other
+                // rank touches them before the barrier that follows win_open.
+                unsafe { std::ptr::write_bytes(base, 0, bytes) };
+                Ok((raw, sizes, None))
             },
         )?;
         let win = Win {
             raw,
-            _mem: mem,
             sizes,
+            shared: bases.map(|bases| Segments { bases }),
         };
         let mut map = self.windows.by_id.lock().unwrap_or_else(|p| p.into_inner());
         if map.insert(id, Arc::new(win)).is_some() {
@@ -222,8 +251,8 @@ impl OneSided for MpiTransport {
         };
         self.rma(
             move || format!("freeing window #{id}"),
-            // SAFETY: collective free of a live window no access uses any more; its
-            // memory is dropped only after.
+            // SAFETY: collective free of a live window no access uses any more; MPI
+            // frees its memory.
             || check(unsafe { ffi::MPI_Win_free(&mut win.raw) }, "MPI_Win_free"),
         )
     }
@@ -240,6 +269,10 @@ impl OneSided for MpiTransport {
             )));
         }
         let win = self.windows.get(id)?;
+        if let Some(seg) = &win.shared {
+            let what = move || format!("rank {target}'s region of window #{id}");
+            return seg.access(self.rank, target, win.sizes[target], self.timeout, what, f);
+        }
         self.rma(
             move || format!("an access to rank {target}'s region of window #{id}"),
             || {
@@ -266,4 +299,61 @@ impl OneSided for MpiTransport {
             },
         )
     }
+}
+
+/// Allocates this process's segment of a shared window (lock word and region, zeroed) and
+/// finds every rank's: their addresses in this process.
+fn allocate_shared(
+    comm: ffi::MPI_Comm,
+    bytes: usize,
+    n: usize,
+) -> Result<(ffi::MPI_Win, Vec<usize>)> {
+    // SAFETY: a null window handle and base pointer to be filled in.
+    let mut raw: ffi::MPI_Win = unsafe { ffi::RSMPI_WIN_NULL };
+    let mut base: *mut u8 = std::ptr::null_mut();
+    let seg = segment_bytes(bytes);
+    // SAFETY: collective over a communicator whose processes share one host; MPI maps the
+    // memory until MPI_Win_free.
+    check(
+        unsafe {
+            ffi::MPI_Win_allocate_shared(
+                seg as ffi::MPI_Aint,
+                1,
+                ffi::RSMPI_INFO_NULL,
+                comm,
+                &mut base as *mut *mut u8 as *mut c_void,
+                &mut raw,
+            )
+        },
+        "MPI_Win_allocate_shared",
+    )?;
+    // SAFETY: MPI gave `seg` writable bytes at `base`; no other process touches them
+    // before the barrier that follows win_open.
+    unsafe { std::ptr::write_bytes(base, 0, seg) };
+    let mut bases = Vec::with_capacity(n);
+    for r in 0..n {
+        let (mut size, mut unit, mut at): (ffi::MPI_Aint, c_int, *mut u8) =
+            (0, 0, std::ptr::null_mut());
+        // SAFETY: a live shared window and a rank inside its communicator.
+        check(
+            unsafe {
+                ffi::MPI_Win_shared_query(
+                    raw,
+                    r as c_int,
+                    &mut size,
+                    &mut unit,
+                    &mut at as *mut *mut u8 as *mut c_void,
+                )
+            },
+            "MPI_Win_shared_query",
+        )?;
+        if (at as usize) % 8 != 0 || (size as usize) < LOCK_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "shared window segment of rank {r} expected 8-byte aligned and at least \
+                 {LOCK_BYTES} bytes, found address {at:p} and {size} bytes"
+            )));
+        }
+        bases.push(at as usize);
+    }
+    Ok((raw, bases))
 }
