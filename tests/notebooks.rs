@@ -300,6 +300,11 @@ fn ch05_directed_and_time_varying_networks() {
 }
 
 #[test]
+fn ch06_asynchronous_consensus() {
+    execute("ch06_asynchronous_consensus.ipynb");
+}
+
+#[test]
 fn ch07_decentralized_deep_learning() {
     execute("ch07_decentralized_deep_learning.ipynb");
 }

@@ -59,6 +59,15 @@ CARGO_TARGET_DIR="$kernel_target" cargo clippy "${kernel[@]}" --all-targets --qu
 step "the kernel's own tests"
 CARGO_TARGET_DIR="$kernel_target" cargo test "${kernel[@]}"
 
+step "the window cores under Miri (the nightly toolchain's miri, installed once)"
+# Miri runs the local transport's regions and the MPI transport's shared-memory locks
+# on real threads and fails on any data race or bad pointer (tests/window-core).
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal --component miri,rust-src
+fi
+cargo +nightly miri setup </dev/null
+cargo +nightly miri test -p fogkit-window-core
+
 step "tests (local transport, under mpirun, notebooks, the book)"
 # Missing notebook tools fail the notebook tests here instead of skipping them.
 export FOGKIT_REQUIRE_NOTEBOOKS=1

@@ -3,21 +3,21 @@
 //! ranks read and write each other's regions directly, and never two at once.
 //!
 //! Everything here is safe code: the lock is the whole protocol. It must never run user
-//! code under a lock other than the accessor ops gives it, nor wait without a bound.
+//! code under a lock other than the accessor ops gives it, nor wait without a bound. It
+//! depends on nothing of the transport but the seam's types, so that `tests/window-core`
+//! can run it under Miri (`one_sided.rs` connects it to the transport).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::LocalTransport;
-use crate::transport::window::{range, Accessor, OneSided, Region};
-use crate::transport::OpId;
+use crate::transport::window::{range, Accessor, Region};
 use crate::{Error, Result};
 
 /// A rank's region in 8-byte words and its length in bytes; `None` while not open.
 type Slot = Mutex<Option<(Vec<u64>, usize)>>;
 
 /// Every rank's region of one window.
-pub(super) struct Window {
+pub struct Window {
     /// Per rank: its region in 8-byte words (so that ops may view it as f64 and u64),
     /// and its length in bytes; `None` until the rank opens it and after it closes it.
     regions: Vec<Slot>,
@@ -27,7 +27,7 @@ pub(super) struct Window {
 
 /// The windows of one world, by id.
 #[derive(Default)]
-pub(super) struct Windows {
+pub struct Windows {
     by_id: Mutex<HashMap<u64, Arc<Window>>>,
 }
 
@@ -38,7 +38,8 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Windows {
-    fn open(&self, n: usize, id: u64, rank: usize, bytes: usize) -> Result<()> {
+    /// Opens `rank`'s region of window `id` (of `n` ranks): `bytes` zeroed bytes.
+    pub fn open(&self, n: usize, id: u64, rank: usize, bytes: usize) -> Result<()> {
         let win = {
             let mut map = relock(&self.by_id);
             Arc::clone(map.entry(id).or_insert_with(|| {
@@ -59,7 +60,8 @@ impl Windows {
         Ok(())
     }
 
-    fn close(&self, id: u64, rank: usize) -> Result<()> {
+    /// Closes `rank`'s region of window `id`; the last rank to close removes the window.
+    pub fn close(&self, id: u64, rank: usize) -> Result<()> {
         let mut map = relock(&self.by_id);
         let win = map.get(&id).cloned().ok_or_else(|| unknown(id))?;
         *relock(&win.regions[rank]) = None;
@@ -113,27 +115,15 @@ impl Region for Locked<'_> {
     }
 }
 
-impl<O: OpId> OneSided for LocalTransport<O> {
-    fn win_open(&self, id: u64, bytes: usize) -> Result<()> {
-        self.world.windows.open(self.world.n, id, self.rank, bytes)
-    }
-
-    fn win_close(&self, id: u64) -> Result<()> {
-        self.world.windows.close(id, self.rank)
-    }
-
-    fn patience(&self) -> std::time::Duration {
-        self.world.timeout
-    }
-
-    fn access(&self, id: u64, target: usize, f: &mut Accessor<'_>) -> Result<()> {
-        let n = self.world.n;
+impl Windows {
+    /// Runs `f` on `target`'s region of window `id` (of `n` ranks), holding its lock.
+    pub fn access(&self, n: usize, id: u64, target: usize, f: &mut Accessor<'_>) -> Result<()> {
         if target >= n {
             return Err(Error::InvalidArgument(format!(
                 "window access expected a rank below {n}, found {target}"
             )));
         }
-        let win = self.world.windows.get(id)?;
+        let win = self.get(id)?;
         let mut guard = relock(&win.regions[target]);
         let Some((words, bytes)) = guard.as_mut() else {
             return Err(Error::InvalidArgument(format!(

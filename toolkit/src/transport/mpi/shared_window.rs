@@ -27,9 +27,14 @@ pub(super) fn segment_bytes(bytes: usize) -> usize {
 
 /// Every rank's segment of one window, as this process maps them.
 pub(super) struct Segments {
-    /// Per rank, the address of its segment (lock word first).
-    pub(super) bases: Vec<usize>,
+    /// Per rank, the start of its segment (lock word first).
+    pub(super) bases: Vec<*mut u8>,
 }
+
+// SAFETY: the segments are memory every process and thread may reach; this code reads
+// and writes a region only holding its lock word, taken atomically.
+unsafe impl Send for Segments {}
+unsafe impl Sync for Segments {}
 
 /// A region under its lock.
 struct Held<'a> {
@@ -119,11 +124,11 @@ impl Segments {
         let base = self.bases[target];
         // SAFETY: the segment is mapped for the window's life and starts with an 8-byte
         // aligned lock word every process touches only atomically.
-        let lock = unsafe { &*(base as *const AtomicU64) };
+        let lock = unsafe { AtomicU64::from_ptr(base as *mut u64) };
         let _held = take(lock, me, patience, what)?;
         // SAFETY: the region follows the lock word inside the segment MPI mapped; holding
         // the lock, this access is the only one reading or writing it.
-        let bytes = unsafe { std::slice::from_raw_parts_mut((base + LOCK_BYTES) as *mut u8, len) };
+        let bytes = unsafe { std::slice::from_raw_parts_mut(base.add(LOCK_BYTES), len) };
         f(&mut Held { bytes })
     }
 }

@@ -177,9 +177,9 @@ impl OneSided for MpiTransport {
     fn win_open(&self, id: u64, bytes: usize) -> Result<()> {
         let comm = &self.comm;
         let shared = use_shared(self.one_host)?;
-        let (raw, sizes, bases) = self.rma(
+        let win = self.rma(
             move || format!("creating window #{id}"),
-            || -> Result<(ffi::MPI_Win, Vec<usize>, Option<Vec<usize>>)> {
+            || -> Result<Win> {
                 let sizes = comm.allgather(&[bytes as u64, shared as u64])?;
                 if sizes.chunks(2).any(|c| c[1] != shared as u64) {
                     return Err(Error::InvalidArgument(
@@ -191,7 +191,8 @@ impl OneSided for MpiTransport {
                 let sizes: Vec<usize> = sizes.chunks(2).map(|c| c[0] as usize).collect();
                 if shared {
                     let (raw, bases) = allocate_shared(comm.handle(), bytes, sizes.len())?;
-                    return Ok((raw, sizes, Some(bases)));
+                    let shared = Some(Segments { bases });
+                    return Ok(Win { raw, sizes, shared });
                 }
                 // SAFETY: a null window handle and base pointer to be filled in.
                 let mut raw: ffi::MPI_Win = unsafe { ffi::RSMPI_WIN_NULL };
@@ -214,14 +215,10 @@ impl OneSided for MpiTransport {
                 // SAFETY: MPI gave `bytes` (at least) writable bytes at `base`; no other
                 // rank touches them before the barrier that follows win_open.
                 unsafe { std::ptr::write_bytes(base, 0, bytes) };
-                Ok((raw, sizes, None))
+                let shared = None;
+                Ok(Win { raw, sizes, shared })
             },
         )?;
-        let win = Win {
-            raw,
-            sizes,
-            shared: bases.map(|bases| Segments { bases }),
-        };
         let mut map = self.windows.by_id.lock().unwrap_or_else(|p| p.into_inner());
         if map.insert(id, Arc::new(win)).is_some() {
             return Err(Error::InvalidArgument(format!(
@@ -307,7 +304,7 @@ fn allocate_shared(
     comm: ffi::MPI_Comm,
     bytes: usize,
     n: usize,
-) -> Result<(ffi::MPI_Win, Vec<usize>)> {
+) -> Result<(ffi::MPI_Win, Vec<*mut u8>)> {
     // SAFETY: a null window handle and base pointer to be filled in.
     let mut raw: ffi::MPI_Win = unsafe { ffi::RSMPI_WIN_NULL };
     let mut base: *mut u8 = std::ptr::null_mut();
@@ -353,7 +350,7 @@ fn allocate_shared(
                  {LOCK_BYTES} bytes, found address {at:p} and {size} bytes"
             )));
         }
-        bases.push(at as usize);
+        bases.push(at);
     }
     Ok((raw, bases))
 }
