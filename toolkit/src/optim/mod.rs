@@ -82,6 +82,7 @@ mod optimizer;
 mod params;
 mod rules;
 mod state;
+mod window;
 
 pub use base::Base;
 pub use comm::{Communication, Dynamic, WeightsFn, COMMUNICATION_NAMES};
@@ -89,3 +90,4 @@ pub use method::{Method, Schedule};
 pub use optimizer::Optimizer;
 pub use params::{gradients, parameters, set_parameters};
 pub use state::{allreduce_parameters, broadcast_optimizer_state, broadcast_parameters};
+pub use window::WindowOptimizer;
