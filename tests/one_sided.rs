@@ -257,3 +257,45 @@ fn window_optimizers_refuse_rules_that_need_a_synchronous_w() {
         "{e}"
     );
 }
+
+#[test]
+fn push_sum_left_alone_in_f32_fails_before_its_numbers_underflow() {
+    // Rank 1 never steps: rank 0 gives half its mass away each step and nothing comes
+    // back, so p halves; in f32 that must be an error long before 0/0.
+    let out = fogkit::run(2, |bf| {
+        bf.set_topology(topology::ring(2))?;
+        let mut x = vec![1.0f32; 3];
+        let local = Optimizer::new(Method::Dsgd).lr(0.1);
+        let mut opt = WindowOptimizer::push_sum(bf, local, &x)?;
+        let mut seen = None;
+        if bf.rank() == 0 {
+            for k in 0..200 {
+                if let Err(e) = opt.step(&mut x, &[0.5f32; 3]) {
+                    seen = Some((k, e.to_string()));
+                    break;
+                }
+                assert!(x.iter().all(|v| v.is_finite()), "step {k}: {x:?}");
+            }
+        }
+        let wrong = opt
+            .step(&mut [0.0f32; 2], &[0.0; 2])
+            .err()
+            .map(|e| e.to_string());
+        opt.free()?;
+        Ok((seen, wrong))
+    })
+    .unwrap()
+    .into_vec()
+    .unwrap();
+    let (k, e) = out[0].0.clone().expect("rank 0 was stopped");
+    assert!((40..100).contains(&k), "stopped at step {k}");
+    assert!(
+        e.contains("rank 0 cannot finish a push-sum step: its weight p fell to"),
+        "{e}"
+    );
+    let wrong = out[1].1.clone().unwrap_or_default();
+    assert!(
+        wrong.contains("expected 3 parameters (as at its creation), found 2"),
+        "{wrong}"
+    );
+}

@@ -21,7 +21,9 @@
 //! weighs p_i in the fixed point (the papers' form is exact there, and unstable when p
 //! falls).
 //!
-//! Over a regular graph with every rank stepping in turn, both are DSGD (ATC); with one
+//! Push-sum splits evenly (`1/(d+1)`), whatever the topology's weights; win_put combines
+//! with the topology's weights. Over a regular graph with uniform weights and every rank
+//! stepping in turn, both are DSGD (ATC); with one
 //! rank slow the others do not wait for it. `step` never calls a collective: creating
 //! the optimizer and [`free`](WindowOptimizer::free) are the only points where ranks
 //! meet. It must never hide a rule that needs a collective (PmSGD, SlowMo, Gossip-PGA)
@@ -187,15 +189,21 @@ impl<'c, E: Element + Float> WindowOptimizer<'c, E> {
                 let num = self.win.win_update_then_collect()?;
                 self.meet()?;
                 let p = self.win.associated_p()?;
-                if !(p > 0.0 && p.is_finite()) {
-                    return Err(Error::InvalidArgument(format!(
-                        "push-sum's weight p on rank {} expected positive, found {p:e}: it kept \
-                         giving its shares away with nothing arriving (its neighbours stopped \
-                         stepping?); stop every rank at about the same time",
-                        self.bf.rank()
-                    )));
+                // In E, p and the numerator (about p times the parameters) must stay normal
+                // numbers: f32 loses them after about 80 lonely steps on a ring.
+                let pe = E::from_f64(p);
+                if !(pe.is_finite() && pe >= E::min_positive_value().sqrt()) {
+                    return Err(Error::PeerLost {
+                        rank: self.bf.rank(),
+                        op: "a push-sum step".into(),
+                        reason: format!(
+                            "its weight p fell to {p:e}: it kept giving its shares away \
+                             with nothing arriving (its neighbours stopped stepping?); stop \
+                             every rank at about the same time"
+                        ),
+                    });
                 }
-                let p = E::from_f64(p);
+                let p = pe;
                 for (xi, &n) in x.iter_mut().zip(&num) {
                     *xi = n / p;
                 }

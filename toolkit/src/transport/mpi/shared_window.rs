@@ -6,8 +6,8 @@
 //! processes outnumber the cores).
 //!
 //! A rank's segment is [`LOCK_BYTES`] of lock word, then its region, rounded up to
-//! [`LOCK_BYTES`] so that every segment stays 8-byte aligned (MPI places them one after
-//! another from an 8-byte aligned base). Waiting for a lock never blocks
+//! [`LOCK_BYTES`], so that segments placed one after another keep the base's alignment
+//! (window creation checks that every segment is 8-byte aligned and large enough). Waiting for a lock never blocks
 //! without bound: it spins, yields, then sleeps, and fails after the transport's timeout
 //! naming the region (its holder stuck or gone).
 
@@ -89,7 +89,7 @@ fn take(
         {
             return Ok(Unlock(lock));
         }
-        round += 1;
+        round = round.saturating_add(1);
         if round < 64 {
             std::hint::spin_loop();
         } else if round < 512 {
@@ -123,7 +123,8 @@ impl Segments {
     ) -> Result<()> {
         let base = self.bases[target];
         // SAFETY: the segment is mapped for the window's life and starts with an 8-byte
-        // aligned lock word every process touches only atomically.
+        // aligned lock word that every process touches only atomically once the window
+        // is open (its owner zeroed it before the barrier that follows creation).
         let lock = unsafe { AtomicU64::from_ptr(base as *mut u64) };
         let _held = take(lock, me, patience, what)?;
         // SAFETY: the region follows the lock word inside the segment MPI mapped; holding
@@ -156,9 +157,10 @@ mod tests {
     fn a_taken_lock_is_free_again_once_dropped() {
         let lock = AtomicU64::new(0);
         {
-            let _u = take(&lock, 0, Duration::from_millis(30), String::new).map(|_| ());
+            let _held = take(&lock, 0, Duration::from_millis(30), String::new);
+            assert_eq!(lock.load(Ordering::Relaxed), 1, "held");
         }
-        assert_eq!(lock.load(Ordering::Relaxed), 0);
+        assert_eq!(lock.load(Ordering::Relaxed), 0, "free again");
         assert_eq!(segment_bytes(1), 128);
         assert_eq!(segment_bytes(0), 64);
     }

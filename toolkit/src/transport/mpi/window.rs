@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use mpi::ffi;
 
 use super::raw::check;
-use super::shared_window::{segment_bytes, Segments, LOCK_BYTES};
+use super::shared_window::{segment_bytes, Segments};
 use super::watchdog::Watchdog;
 use super::MpiTransport;
 use crate::transport::window::{range, Accessor, OneSided, Region};
@@ -176,21 +176,30 @@ impl MpiTransport {
 impl OneSided for MpiTransport {
     fn win_open(&self, id: u64, bytes: usize) -> Result<()> {
         let comm = &self.comm;
-        let shared = use_shared(self.one_host)?;
+        // Every process shares its choice (2: a bad setting) before any fails, so that a
+        // setting wrong on some processes only fails them all instead of leaving the
+        // others waiting.
+        let choice = use_shared(self.one_host);
+        let code = match &choice {
+            Ok(shared) => *shared as u64,
+            Err(_) => 2,
+        };
         let win = self.rma(
             move || format!("creating window #{id}"),
             || -> Result<Win> {
-                let sizes = comm.allgather(&[bytes as u64, shared as u64])?;
-                if sizes.chunks(2).any(|c| c[1] != shared as u64) {
-                    return Err(Error::InvalidArgument(
+                let sizes = comm.allgather(&[bytes as u64, code])?;
+                let shared = choice?;
+                if let Some(c) = sizes.chunks(2).find(|c| c[1] != code) {
+                    return Err(Error::InvalidArgument(format!(
                         "window creation expected every process to choose shared memory \
-                         alike (FOGKIT_MPI_WINDOWS set on some processes only?)"
-                            .into(),
-                    ));
+                         alike, found {} here and {} elsewhere (FOGKIT_MPI_WINDOWS set on \
+                         some processes only, or set wrong there?)",
+                        code, c[1]
+                    )));
                 }
                 let sizes: Vec<usize> = sizes.chunks(2).map(|c| c[0] as usize).collect();
                 if shared {
-                    let (raw, bases) = allocate_shared(comm.handle(), bytes, sizes.len())?;
+                    let (raw, bases) = allocate_shared(comm.handle(), bytes, &sizes)?;
                     let shared = Some(Segments { bases });
                     return Ok(Win { raw, sizes, shared });
                 }
@@ -212,9 +221,7 @@ impl OneSided for MpiTransport {
                     },
                     "MPI_Win_allocate",
                 )?;
-                // SAFETY: MPI gave `bytes` (at least) writable bytes at `base`; no other
-                // rank touches them before the barrier that follows win_open.
-                unsafe { std::ptr::write_bytes(base, 0, bytes) };
+                zero_own(raw, comm.rank(), base, bytes)?;
                 let shared = None;
                 Ok(Win { raw, sizes, shared })
             },
@@ -268,7 +275,8 @@ impl OneSided for MpiTransport {
         let win = self.windows.get(id)?;
         if let Some(seg) = &win.shared {
             let what = move || format!("rank {target}'s region of window #{id}");
-            return seg.access(self.rank, target, win.sizes[target], self.timeout, what, f);
+            let patience = self.timeout.max(super::watchdog::AT_LEAST);
+            return seg.access(self.rank, target, win.sizes[target], patience, what, f);
         }
         self.rma(
             move || format!("an access to rank {target}'s region of window #{id}"),
@@ -303,8 +311,9 @@ impl OneSided for MpiTransport {
 fn allocate_shared(
     comm: ffi::MPI_Comm,
     bytes: usize,
-    n: usize,
+    sizes: &[usize],
 ) -> Result<(ffi::MPI_Win, Vec<*mut u8>)> {
+    let n = sizes.len();
     // SAFETY: a null window handle and base pointer to be filled in.
     let mut raw: ffi::MPI_Win = unsafe { ffi::RSMPI_WIN_NULL };
     let mut base: *mut u8 = std::ptr::null_mut();
@@ -328,7 +337,7 @@ fn allocate_shared(
     // before the barrier that follows win_open.
     unsafe { std::ptr::write_bytes(base, 0, seg) };
     let mut bases = Vec::with_capacity(n);
-    for r in 0..n {
+    for (r, &len) in sizes.iter().enumerate() {
         let (mut size, mut unit, mut at): (ffi::MPI_Aint, c_int, *mut u8) =
             (0, 0, std::ptr::null_mut());
         // SAFETY: a live shared window and a rank inside its communicator.
@@ -344,13 +353,35 @@ fn allocate_shared(
             },
             "MPI_Win_shared_query",
         )?;
-        if (at as usize) % 8 != 0 || (size as usize) < LOCK_BYTES {
+        if (at as usize) % 8 != 0 || (size as usize) < segment_bytes(len) {
+            // SAFETY: collective free of the window just made (every process runs this
+            // check on the same sizes, so all fail together).
+            unsafe { ffi::MPI_Win_free(&mut raw) };
             return Err(Error::InvalidArgument(format!(
-                "shared window segment of rank {r} expected 8-byte aligned and at least \
-                 {LOCK_BYTES} bytes, found address {at:p} and {size} bytes"
+                "shared window segment of rank {r} expected 8-byte aligned and at least {} \
+                 bytes, found address {at:p} and {size} bytes",
+                segment_bytes(len)
             )));
         }
         bases.push(at);
     }
     Ok((raw, bases))
+}
+
+/// Zeroes this process's region of an RMA window inside an exclusive epoch on itself, so
+/// that the stores are visible to other processes' gets under MPI's separate memory model
+/// too (no other process accesses it before the barrier that follows win_open).
+fn zero_own(raw: ffi::MPI_Win, me: usize, base: *mut u8, bytes: usize) -> Result<()> {
+    // SAFETY: a live window and this process's own rank.
+    check(
+        unsafe { ffi::MPI_Win_lock(ffi::MPI_LOCK_EXCLUSIVE as c_int, me as c_int, 0, raw) },
+        "MPI_Win_lock",
+    )?;
+    // SAFETY: MPI gave `bytes` (at least) writable bytes at `base`, locked above.
+    unsafe { std::ptr::write_bytes(base, 0, bytes) };
+    // SAFETY: the epoch opened above.
+    check(
+        unsafe { ffi::MPI_Win_unlock(me as c_int, raw) },
+        "MPI_Win_unlock",
+    )
 }
