@@ -49,6 +49,20 @@ fn moves(me: usize, access: &Access<'_>) {
     }
 }
 
+/// Every rank moves its units at once, one thread each; then the totals are checked.
+fn move_concurrently_and_check(access: &Access<'_>) {
+    std::thread::scope(|s| {
+        for me in 0..N {
+            s.spawn(move || moves(me, access));
+        }
+    });
+    check_totals(|r, at| {
+        let mut v = 0.0;
+        access(r, &mut |reg| v = read(reg, at));
+        v
+    });
+}
+
 /// Every rank gave MOVES units, and each received what its senders sent.
 fn check_totals(value: impl Fn(usize, usize) -> f64) {
     let mut total = 0.0;
@@ -87,17 +101,7 @@ fn local_regions_keep_every_unit_under_concurrent_moves() {
         })
         .expect("access");
     };
-    std::thread::scope(|s| {
-        for me in 0..N {
-            let access = &access;
-            s.spawn(move || moves(me, access));
-        }
-    });
-    check_totals(|r, at| {
-        let mut v = 0.0;
-        access(r, &mut |reg| v = read(reg, at));
-        v
-    });
+    move_concurrently_and_check(&access);
     std::thread::scope(|s| {
         for me in 0..N {
             let wins = &wins;
@@ -150,17 +154,7 @@ fn shared_segments_keep_every_unit_under_concurrent_moves() {
             })
             .expect("access");
     };
-    std::thread::scope(|s| {
-        for me in 0..N {
-            let access = &access;
-            s.spawn(move || moves(me, access));
-        }
-    });
-    check_totals(|r, at| {
-        let mut v = 0.0;
-        access(r, &mut |reg| v = read(reg, at));
-        v
-    });
+    move_concurrently_and_check(&access);
     // Every lock word is free again.
     for r in 0..N {
         assert_eq!(memory[r * seg / 8], 0, "rank {r}'s lock word");

@@ -29,6 +29,26 @@ impl<E: Element> Window<'_, E> {
         Ok(())
     }
 
+    /// The ranks of `weights` as plan targets, each with its slot from `slot` (which
+    /// refuses a rank that is not a neighbour).
+    fn targets(
+        &self,
+        weights: &[(usize, f64)],
+        slot: impl Fn(usize) -> Result<usize>,
+    ) -> Result<Vec<Target>> {
+        weights
+            .iter()
+            .map(|&(j, w)| {
+                Ok(Target {
+                    rank: j,
+                    layout: self.layout_of(j),
+                    slot: slot(j)?,
+                    weight: w,
+                })
+            })
+            .collect()
+    }
+
     /// The plan of a put or accumulate, its destinations checked.
     fn deposit_plan(
         &self,
@@ -39,17 +59,7 @@ impl<E: Element> Window<'_, E> {
         add: bool,
     ) -> Result<Deposit> {
         self.check_len(what, x)?;
-        let targets = dsts
-            .iter()
-            .map(|&(j, w)| {
-                Ok(Target {
-                    rank: j,
-                    layout: self.layout_of(j),
-                    slot: self.my_slot_at(j)?,
-                    weight: w,
-                })
-            })
-            .collect::<Result<_>>()?;
+        let targets = self.targets(dsts, |j| self.my_slot_at(j))?;
         let me = self.comm.rank();
         Ok(Deposit {
             id: self.id,
@@ -159,17 +169,7 @@ impl<E: Element> Window<'_, E> {
 
     fn fetch_plan(&self, src_weights: &[(usize, f64)]) -> Result<Fetch> {
         let me = self.comm.rank();
-        let targets = src_weights
-            .iter()
-            .map(|&(j, w)| {
-                Ok(Target {
-                    rank: j,
-                    layout: self.layout_of(j),
-                    slot: self.slot_of(j)?,
-                    weight: w,
-                })
-            })
-            .collect::<Result<_>>()?;
+        let targets = self.targets(src_weights, |j| self.slot_of(j))?;
         Ok(Fetch {
             id: self.id,
             me,
