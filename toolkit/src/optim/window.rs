@@ -87,6 +87,8 @@ pub struct WindowOptimizer<'c, E: Element + Float = f32> {
     before: Vec<E>,
     /// Every rank meets around each combine (the synchronous algorithm, for comparison).
     lockstep: bool,
+    /// A model's parameters and gradients, flat (kept between steps: no allocation).
+    flat: (Vec<E>, Vec<E>),
 }
 
 impl<'c, E: Element + Float> WindowOptimizer<'c, E> {
@@ -128,6 +130,7 @@ impl<'c, E: Element + Float> WindowOptimizer<'c, E> {
             shares,
             before: Vec::new(),
             lockstep: false,
+            flat: Default::default(),
         })
     }
 
@@ -247,10 +250,14 @@ impl<'c, E: Element + Float> WindowOptimizer<'c, E> {
     where
         E: dfdx::dtypes::Dtype,
     {
-        let mut x = params::parameters(model);
-        let g = params::gradients(model, grads)?;
-        self.step(&mut x, &g)?;
-        set_parameters(model, &x)
+        let (mut x, mut g) = std::mem::take(&mut self.flat);
+        params::read_into(model, None, &mut x)?;
+        params::read_into(model, Some(grads), &mut g)?;
+        let written = self
+            .step(&mut x, &g)
+            .and_then(|()| set_parameters(model, &x));
+        self.flat = (x, g);
+        written
     }
 
     /// Push-sum's weight p on this rank (1 for win_put's regular use).
