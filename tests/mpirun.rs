@@ -22,6 +22,7 @@ const TIMELINE: &str = env!("CARGO_BIN_EXE_fogkit-timeline");
 const LAYOUT: &str = env!("CARGO_BIN_EXE_fogkit-layout");
 const OPTIM: &str = env!("CARGO_BIN_EXE_fogkit-optim");
 const WINDOWS: &str = env!("CARGO_BIN_EXE_fogkit-windows");
+const MASTER_WORKER: &str = env!("CARGO_BIN_EXE_master_worker");
 
 fn fogrun(np: usize, program: &str, args: &[&str], env: &[(&str, &str)], secs: u64) -> Out {
     let np = np.to_string();
@@ -224,6 +225,28 @@ fn same_output_on_both_transports(program: &str, n: usize, marker: &str) {
 #[test]
 fn the_main_job_prints_the_same_numbers_on_both_transports() {
     same_output_on_both_transports(MAIN_JOB, 8, "rank 0's x after 600 steps");
+}
+
+/// The master-worker example's timings differ between runs, its counts and distances do not:
+/// under mpirun, over both window paths, the master folds in every update and reaches x*.
+#[test]
+fn master_worker_under_mpirun_folds_in_every_update_on_both_window_paths() {
+    for path in ["auto", "rma"] {
+        let o = fogrun(4, MASTER_WORKER, &[], &[("FOGKIT_MPI_WINDOWS", path)], 120);
+        assert_eq!(o.code, 0, "{path}: {}{}", o.stdout, o.stderr);
+        assert!(o.stdout.contains("(mpi transport)"), "{}", o.stdout);
+        let line = o
+            .stdout
+            .lines()
+            .find(|l| l.contains("updates folded in:"))
+            .expect("counts");
+        let counts: Vec<&str> = line[line.find("in:").unwrap() + 3..]
+            .split(" of ")
+            .map(str::trim)
+            .collect();
+        assert_eq!(counts.len(), 2, "{line}");
+        assert_eq!(counts[0], counts[1], "{path}: {line}");
+    }
 }
 
 #[test]

@@ -317,8 +317,8 @@ pub struct AsyncRun {
 }
 
 /// Asynchronous push-sum over the window of the exponential-2 graph: every rank, at its
-/// own pace (`compute` per iteration, `slow_factor` times longer on `slow_rank`), adds
-/// shares of its tensor and p into its out-neighbours' slots and collects its own; no
+/// own pace (`compute` per iteration, `slow_factor` times longer on `slow_rank`), collects
+/// what arrived in its slots and adds shares of the result into its out-neighbours'; no
 /// rank waits for another. Each rank iterates for `duration`; then, all ranks quiet, one
 /// last collect, and the error of `x / p` against the mean.
 pub fn async_push_sum(
@@ -352,8 +352,8 @@ pub fn async_push_sum(
     let mut v = x.clone();
     while start.elapsed() < duration {
         std::thread::sleep(pace);
-        win.neighbor_win_accumulate_with(&v, w, &d)?;
         v = win.win_update_then_collect()?;
+        win.neighbor_win_accumulate_with(&v, w, &d)?;
         iterations += 1;
     }
     bf.barrier()?;

@@ -87,9 +87,10 @@ fn asynchronous(bf: &Fog, topo: &Topology, run_for: Duration) -> fogkit::Result<
     let start = Instant::now();
     while start.elapsed() < run_for {
         std::thread::sleep(pace(bf));
-        win.neighbor_win_accumulate_with(&x, w, &d)?;
+        // Take in what arrived, then push shares of the result: what leaves is fresh.
         x = win.win_update_then_collect()?;
         let p = win.associated_p()?;
+        win.neighbor_win_accumulate_with(&x, w, &d)?;
         record.push((start.elapsed().as_secs_f64(), error(&x, p, &mean)));
     }
     bf.barrier()?;

@@ -73,6 +73,51 @@ fn push_sum_reaches_the_average_and_push_diging_the_optimum() {
     assert!(value("push-DIGing:") < 1e-10, "{stdout}");
 }
 
+#[test]
+fn master_worker_folds_in_every_update_and_reaches_x_star() {
+    let stdout = run_example("master_worker");
+    // "updates folded in: A of B": the master counted every worker step.
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("updates folded in:"))
+        .expect("counts");
+    let counts: Vec<f64> = line[line.find("in:").unwrap() + 3..]
+        .split(" of ")
+        .map(|v| v.trim().parse().expect("count"))
+        .collect();
+    assert_eq!(counts.len(), 2, "{line}");
+    assert!(counts[0] > 100.0 && counts[0] == counts[1], "{line}");
+    let after = |label: &str| -> f64 {
+        let line = stdout.lines().find(|l| l.contains(label)).expect(label);
+        let rest = &line[line.find(label).unwrap() + label.len()..];
+        rest.split(|c: char| c == ',' || c.is_whitespace())
+            .find_map(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no number after {label}: {line}"))
+    };
+    assert!(after("after 800 ms:") < 1e-8, "{stdout}");
+    assert!(after("each; |x - x*|:") < 1e-6, "{stdout}");
+    let (code, _, err) = run_with_env("master_worker", &[("FOGKIT_RANKS", "1")]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("needs at least 2 ranks (a master and a worker), found 1"),
+        "{err}"
+    );
+}
+
+/// Runs an example with extra environment; returns its exit code, stdout and stderr.
+fn run_with_env(name: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(example(name))
+        .envs(env.iter().copied())
+        .env("FOGKIT_TIMEOUT", "60")
+        .output()
+        .expect("run example");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs an example with arguments; returns its exit code, stdout and stderr.
 fn run_with_args(name: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(example(name))
