@@ -349,10 +349,9 @@ pub fn async_push_sum(
     bf.barrier()?;
     let start = Instant::now();
     let mut iterations = 0;
-    let mut v = x.clone();
     while start.elapsed() < duration {
         std::thread::sleep(pace);
-        v = win.win_update_then_collect()?;
+        let v = win.win_update_then_collect()?;
         win.neighbor_win_accumulate_with(&v, w, &d)?;
         iterations += 1;
     }

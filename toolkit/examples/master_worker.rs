@@ -60,6 +60,9 @@ fn distance(x: &[f64]) -> f64 {
         .sqrt()
 }
 
+/// (seconds since the start, distance to x*) at each look.
+type Record = Vec<(f64, f64)>;
+
 fn pace(rank: usize) -> Duration {
     Duration::from_millis(if rank == 1 { 5 } else { 1 })
 }
@@ -78,7 +81,7 @@ fn ms(t: Option<f64>) -> String {
 
 /// The asynchronous server: returns the workers' steps (on rank 0) with the master's
 /// final `x` and its record of (seconds, distance).
-fn asynchronous(bf: &Fog) -> fogkit::Result<(Vec<f64>, Vec<f64>, Vec<(f64, f64)>)> {
+fn asynchronous(bf: &Fog) -> fogkit::Result<(Vec<f64>, Vec<f64>, Record)> {
     let me = bf.rank();
     // x, then the count of updates folded in.
     let win = bf.win_create("master_worker", &vec![0.0; DIM + 1], true)?;
@@ -117,7 +120,7 @@ fn asynchronous(bf: &Fog) -> fogkit::Result<(Vec<f64>, Vec<f64>, Vec<(f64, f64)>
 }
 
 /// The synchronous server: every rank holds `x`; each step sums the workers' gradients.
-fn synchronous(bf: &Fog) -> fogkit::Result<(Vec<f64>, Vec<(f64, f64)>)> {
+fn synchronous(bf: &Fog) -> fogkit::Result<(Vec<f64>, Record)> {
     let me = bf.rank();
     let problem = data(me)?;
     let mut x = vec![0.0; DIM];
