@@ -1,8 +1,9 @@
 //! The talk's limiting-bias table: full-batch linear regression on heterogeneous data,
 //! 8 ranks on a ring; steady-state mean-square deviation of DSGD, DmSGD, DecentLaM and
-//! PmSGD for three momenta. Asserts the talk's claims: DmSGD's bias is about
-//! 1/(1-beta)^2 times DSGD's, DecentLaM's is DSGD's (on 3 ranks or fewer the ring is
-//! complete and every method is exact).
+//! PmSGD for three momenta, beside their exact values at the methods' fixed points
+//! (`fixed_point_msd`: one linear solve). Asserts the talk's claims: DmSGD's bias is about
+//! 1/(1-beta)^2 times DSGD's, DecentLaM's is DSGD's; and that every run has reached its
+//! fixed point to 1e-9 (on 3 ranks or fewer the ring is complete and every method is exact).
 //!
 //! Run: `cargo run --release -p fogkit --example bias` (8 in-process ranks; `FOGKIT_RANKS`
 //! for another number), or `fogrun -np 8 target/release/examples/bias`.
@@ -23,8 +24,9 @@ fn main() -> fogkit::Result<()> {
             println!("{s}");
         }
     };
-    print("| beta | gamma | DSGD | DmSGD | DecentLaM | PmSGD | DmSGD/DSGD | 1/(1-beta)^2 | DecentLaM/DSGD |".into());
-    print("|---|---|---|---|---|---|---|---|---|".into());
+    print("| beta | gamma | DSGD | exact | DmSGD | exact | DecentLaM | PmSGD | DmSGD/DSGD | exact | 1/(1-beta)^2 | DecentLaM/DSGD |".into());
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|".into());
+    let mut gap: f64 = 0.0;
     for (beta, gamma, steps) in [
         (0.5, 0.01, 20_000),
         (0.8, 0.005, 40_000),
@@ -33,12 +35,15 @@ fn main() -> fogkit::Result<()> {
         let r = bias_row(n, &topology::ring(n), beta, gamma, steps)?;
         let bound = 1.0 / (1.0f64 - beta).powi(2);
         print(format!(
-            "| {beta} | {gamma} | {:.3e} | {:.3e} | {:.3e} | {:.1e} | {:.1} | {:.0} | {:.3} |",
+            "| {beta} | {gamma} | {:.3e} | {:.3e} | {:.3e} | {:.3e} | {:.3e} | {:.1e} | {:.1} | {:.2} | {:.0} | {:.3} |",
             r.msd[0],
+            r.exact[0],
             r.msd[1],
+            r.exact[1],
             r.msd[2],
             r.msd[3],
             r.dmsgd_ratio(),
+            r.exact_dmsgd_ratio(),
             bound,
             r.decentlam_ratio()
         ));
@@ -52,7 +57,16 @@ fn main() -> fogkit::Result<()> {
                 "DmSGD/DSGD {dm} against {bound}"
             );
             assert!((dl - 1.0).abs() < 0.05, "DecentLaM/DSGD {dl}");
+            gap = gap.max(r.largest_gap());
+            assert!(r.largest_gap() < 1e-9, "{r:?}");
         }
+    }
+    if n > 3 {
+        print(String::new());
+        print(format!(
+            "Exact: at the fixed point (DecentLaM's is DSGD's). Largest gap between a run and \
+             its fixed point, relative: {gap:.0e}."
+        ));
     }
     Ok(())
 }

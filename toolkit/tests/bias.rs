@@ -1,6 +1,6 @@
 //! The talk's limiting-bias result on full-batch linear regression (8 ranks, ring):
 //! momentum amplifies DmSGD's inconsistency bias by about 1/(1-beta)^2; DecentLaM's bias is
-//! DSGD's; PmSGD (exact averaging) has none.
+//! DSGD's; PmSGD (exact averaging) has none. Every run ends at its method's exact fixed point.
 
 use fogkit::experiments::bias_row;
 use fogkit::topology;
@@ -18,5 +18,19 @@ fn dmsgd_bias_grows_like_one_over_one_minus_beta_squared_and_decentlam_removes_i
         assert!(dl > 0.9 && dl < 1.1, "beta {beta}: DecentLaM/DSGD = {dl}");
         assert!(row.msd[0] > 1e-5, "DSGD has a visible bias: {:?}", row.msd);
         assert!(row.msd[3] < 1e-20, "PmSGD is exact: {:?}", row.msd);
+        // The runs end at the methods' fixed points, computed by one linear solve.
+        assert!(row.largest_gap() < 1e-9, "{row:?}");
+        assert_eq!(row.exact[3], 0.0);
+        assert_eq!(
+            row.exact[0], row.exact[2],
+            "DecentLaM's fixed point is DSGD's"
+        );
+        // Below 1/(1-beta)^2 at the fixed points too: not an unfinished run.
+        let exact = row.exact_dmsgd_ratio();
+        assert!(
+            exact < theory && exact > 0.8 * theory,
+            "exact {exact}, theory {theory}"
+        );
+        assert!((exact - dm).abs() < 1e-6 * exact, "run {dm}, exact {exact}");
     }
 }
