@@ -286,6 +286,20 @@ impl Communication {
     }
 }
 
+/// D^2's convergence condition (Tang et al., ICML 2018): the smallest eigenvalue of a
+/// symmetric `W` above -1/3. Where `t` breaks it, the warning in words; `None` when it
+/// holds or `t` is not symmetric (refused before this is asked).
+pub(crate) fn d2_warning(t: &Topology, what: &str) -> Option<String> {
+    let low = *t.eigenvalues()?.first()?;
+    (low <= -1.0 / 3.0 + 1e-12).then(|| {
+        format!(
+            "D2 converges when the smallest eigenvalue of W is above -1/3, and the {what} \
+             topology's is {low:.4}: it may stall or diverge; its lazy form (I + W) / 2 \
+             (Topology::lazy) meets the condition"
+        )
+    })
+}
+
 /// `w[i][j]` of a step's `W` from every rank's weights: what `i` takes of `j`'s value
 /// (its receive weight times the scale `j` sends with, 1 when `j` names none).
 fn entry(rows: &[NeighborWeights], i: usize, j: usize) -> f64 {
@@ -419,5 +433,20 @@ impl<E: Element> Inflight<E> {
         }
         out.copy_from_slice(&v);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::d2_warning;
+    use crate::topology;
+
+    #[test]
+    fn d2_warns_on_an_even_ring_and_not_on_its_lazy_form_or_an_odd_ring() {
+        let w = d2_warning(&topology::ring(8), "static").expect("ring(8) has -1/3");
+        assert!(w.contains("is -0.3333"), "{w}");
+        assert!(d2_warning(&topology::ring(8).lazy(), "static").is_none());
+        // ring(5): smallest eigenvalue (1 + 2 cos(4 pi / 5)) / 3 = -0.206.
+        assert!(d2_warning(&topology::ring(5), "static").is_none());
     }
 }

@@ -24,7 +24,10 @@ pub enum Method {
     AwcDmSgd,
     /// Quasi-global momentum DmSGD.
     QgDmSgd,
-    /// D^2 (exact for heterogeneous data).
+    /// D^2 (exact for heterogeneous data). It converges when the smallest eigenvalue of
+    /// `W` is above -1/3 (Tang et al., ICML 2018); `step` warns over a static or machine `W`
+    /// that breaks it, such as the ring of an even number of ranks (exactly -1/3), whose
+    /// lazy form meets it.
     D2,
     /// SlowMo over DmSGD: an exact average and a slow momentum step every `period` steps.
     SlowMo {

@@ -35,7 +35,9 @@
 //! whenever `W` changes (a new static topology, every step of a dynamic schedule): the
 //! one-peer exponential graph is directed, its symmetric form is the one-peer hypercube
 //! ([`Dynamic::OnePeerHypercube`]; for DecentLaM with momentum its lazy form, below). D^2
-//! needs the same.
+//! needs the same, and converges only when the smallest eigenvalue of `W` is above -1/3
+//! (Tang et al., ICML 2018): `step` warns (through `tracing`) over a static or machine `W`
+//! that breaks it.
 //! Over a `W` that changes from step to step, DecentLaM's momentum carries each step's
 //! averaging into the next, and the disagreement between ranks grows unless every `W_k` is
 //! positive definite: with momentum 0.9 over the one-peer hypercube (`W_k = (I + P_k)/2`,

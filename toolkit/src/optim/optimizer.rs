@@ -220,6 +220,16 @@ impl<E: Element + Float> Optimizer<E> {
                         self.method.name()
                     )));
                 }
+                if self.method == Method::D2 && bf.rank() == 0 {
+                    let warning = match &plan {
+                        Plan::Static(t) => super::comm::d2_warning(t, "static"),
+                        Plan::Hierarchical(t) => super::comm::d2_warning(t, "machine"),
+                        _ => None,
+                    };
+                    if let Some(w) = warning {
+                        tracing::warn!("{w}");
+                    }
+                }
                 self.checked = fp;
             }
         }
