@@ -60,6 +60,75 @@ pub fn linear_regression_msd(
     Ok(bf.allreduce_op(&[dev], ReduceOp::Avg)?[0])
 }
 
+/// [`linear_regression_msd`] with stochastic gradients: at every step each rank's gradient
+/// is the mean over `batch` rows drawn uniformly (with replacement) from its 50, or over
+/// all of them for `None`. Runs `steps` steps from zero and returns the mean-square
+/// deviation averaged over the last `tail` steps and the ranks: the steady state, whose
+/// gradient noise a single step would not average out (collective). The draws depend on
+/// the rank and the step only, so every method sees the same rows.
+///
+/// ```
+/// use fogkit::experiments::stochastic_msd;
+/// use fogkit::optim::Method;
+/// use fogkit::prelude::*;
+/// let msd = fogkit::run(4, |bf: &Fog| -> fogkit::Result<f64> {
+///     bf.set_topology(topology::ring(4))?;
+///     stochastic_msd(bf, Method::Dsgd, 0.0, 0.01, Some(1), 4000, 2000)
+/// })
+/// .unwrap();
+/// assert!(msd[0] > 0.0 && msd[0] < 1.0);
+/// ```
+pub fn stochastic_msd(
+    bf: &Fog,
+    method: Method,
+    beta: f64,
+    gamma: f64,
+    batch: Option<usize>,
+    steps: usize,
+    tail: usize,
+) -> Result<f64> {
+    if tail == 0 || tail > steps || batch == Some(0) {
+        return Err(Error::InvalidArgument(format!(
+            "stochastic_msd: expected a batch of at least 1 row and 1 <= tail <= steps, \
+             found batch {batch:?}, tail {tail}, steps {steps}"
+        )));
+    }
+    let d = DIM;
+    let p = bias_problem(bf.rank());
+    let (h, c) = p.normal_equations();
+    let h = bf.allreduce_op(&h, ReduceOp::Avg)?;
+    let c = bf.allreduce_op(&c, ReduceOp::Avg)?;
+    let star = solve_spd(&h, &c)?;
+    let mut opt = Optimizer::new(method).lr(gamma).momentum(beta);
+    let mut x = vec![0.0; d];
+    let mut draw = crate::data::Rng::for_rank(7, bf.rank());
+    let mut sum = 0.0;
+    for k in 0..steps {
+        let g = match batch {
+            None => p.grad_of(&x)?,
+            Some(b) => {
+                let mut g = vec![0.0; d];
+                for _ in 0..b {
+                    let r = draw.below(p.rows());
+                    for (gi, si) in g.iter_mut().zip(p.sample_grad_of(&x, r)?) {
+                        *gi += si / b as f64;
+                    }
+                }
+                g
+            }
+        };
+        opt.step(bf, &mut x, &g)?;
+        if k >= steps - tail {
+            sum += x
+                .iter()
+                .zip(&star)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>();
+        }
+    }
+    Ok(bf.allreduce_op(&[sum / tail as f64], ReduceOp::Avg)?[0])
+}
+
 /// The exact steady state of [`linear_regression_msd`]: the mean-square deviation at the
 /// method's fixed point, from the fixed-point equations (one linear solve over all ranks'
 /// unknowns, no iterations; not collective).

@@ -34,3 +34,36 @@ fn dmsgd_bias_grows_like_one_over_one_minus_beta_squared_and_decentlam_removes_i
         assert!((exact - dm).abs() < 1e-6 * exact, "run {dm}, exact {exact}");
     }
 }
+
+#[test]
+fn with_stochastic_gradients_the_dmsgd_over_decentlam_ratio_grows_with_the_batch() {
+    use fogkit::experiments::stochastic_msd;
+    use fogkit::optim::Method;
+    use fogkit::prelude::*;
+    // A smaller case of examples/batch_sweep.rs: beta 0.9, B = 1, 16 and full.
+    let ratios = fogkit::run(8, |bf: &Fog| -> fogkit::Result<Vec<f64>> {
+        bf.set_topology(topology::ring(8))?;
+        [Some(1), Some(16), None]
+            .iter()
+            .map(|&b| {
+                let dm = stochastic_msd(bf, Method::DmSgd, 0.9, 0.002, b, 20_000, 10_000)?;
+                let dl = stochastic_msd(bf, Method::DecentLam, 0.9, 0.002, b, 20_000, 10_000)?;
+                Ok(dm / dl)
+            })
+            .collect()
+    })
+    .unwrap();
+    let r = &ratios[0];
+    assert!(r[0] < r[1] && r[1] < r[2], "{r:?}");
+    assert!(r[0] < 2.0 && r[2] > 5.0, "{r:?}");
+    // Bad input is an error, not a panic.
+    let err = fogkit::run(1, |bf: &Fog| {
+        stochastic_msd(bf, Method::Dsgd, 0.0, 0.01, Some(0), 10, 5)
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("expected a batch of at least 1 row"),
+        "{err}"
+    );
+}
