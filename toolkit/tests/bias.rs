@@ -67,3 +67,34 @@ fn with_stochastic_gradients_the_dmsgd_over_decentlam_ratio_grows_with_the_batch
         "{err}"
     );
 }
+
+#[test]
+fn the_exact_bias_scales_like_rho_squared_over_the_spectral_gap_squared() {
+    use fogkit::experiments::fixed_point_msd;
+    use fogkit::optim::Method;
+    let scaled: Vec<(f64, f64)> = [
+        topology::ring(8),
+        topology::ring(8).lazy(),
+        topology::symmetric_exponential(8),
+        topology::exponential_two(8),
+    ]
+    .iter()
+    .map(|w| {
+        let rho = w.mixing_rate();
+        let msd = fixed_point_msd(w, Method::Dsgd, 0.9, 0.002).unwrap();
+        (msd, msd * (1.0 - rho).powi(2) / (rho * rho))
+    })
+    .collect();
+    // Worse mixing, larger bias: lazy ring > ring > symmetric exponential.
+    assert!(
+        scaled[1].0 > scaled[0].0 && scaled[0].0 > scaled[2].0,
+        "{scaled:?}"
+    );
+    let (lo, hi) = scaled.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), s| {
+        (lo.min(s.1), hi.max(s.1))
+    });
+    assert!(
+        hi < 2.0 * lo,
+        "rho^2/(1-rho)^2 does not explain the bias: {scaled:?}"
+    );
+}
