@@ -58,14 +58,16 @@ enum Combine {
 /// use std::time::{Duration, Instant};
 /// // f_i(x) = (x - i)^2 / 2 on 4 ranks for 300 ms, rank 1 five times slower: the
 /// // parameters gather around the mean of 0..4 (each rank off by DSGD's bias).
+/// // One deadline for every rank: a rank that went on stepping after the others had
+/// // stopped would drift toward its own optimum, with nothing arriving to pull it back.
+/// let stop = Instant::now() + Duration::from_millis(300);
 /// let xs = fogkit::run(4, |bf: &Fog| -> fogkit::Result<f64> {
 ///     bf.set_topology(topology::ring(4))?;
 ///     let mut x = vec![0.0f64];
 ///     let local = Optimizer::new(Method::Dsgd).lr(0.05);
 ///     let mut opt = WindowOptimizer::push_sum(bf, local, &x)?;
 ///     let pace = Duration::from_micros(if bf.rank() == 1 { 1000 } else { 200 });
-///     let start = Instant::now();
-///     while start.elapsed() < Duration::from_millis(300) {
+///     while Instant::now() < stop {
 ///         std::thread::sleep(pace);
 ///         let g = vec![x[0] - bf.rank() as f64];
 ///         opt.step(&mut x, &g)?; // waits for no one
@@ -228,7 +230,10 @@ impl<'c, E: Element + Float> WindowOptimizer<'c, E> {
     ///     fogkit::optim::broadcast_parameters(bf, &mut model, 0)?;
     ///     let local = Optimizer::new(Method::DmSgd).lr(0.05);
     ///     let start = fogkit::optim::parameters(&model);
-    ///     let mut opt = WindowOptimizer::win_put(bf, local, &start)?;
+    ///     // In lockstep the run is the same every time (a doctest must not race); without
+    ///     // it each rank steps at its own pace and a rank that runs ahead combines with
+    ///     // its neighbour's older parameters.
+    ///     let mut opt = WindowOptimizer::win_put(bf, local, &start)?.lockstep(true);
     ///     let x = dev.tensor([[1.0f32], [2.0]]);
     ///     let y = dev.tensor([[3.0f32], [6.0]]);
     ///     for _ in 0..300 {
