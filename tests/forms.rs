@@ -105,6 +105,7 @@ pub fn methods() -> Vec<(Method, bool)> {
         Method::AwcDmSgd,
         Method::QgDmSgd,
         Method::D2,
+        Method::D2DmSgd,
         Method::SlowMo {
             period: 2,
             slow_lr: 0.8,
@@ -461,6 +462,19 @@ pub fn reference(case: &Case) -> Vec<State> {
                 prev_step = step;
                 next
             }
+            // D^2 with the direction m = beta m + g in place of g.
+            Method::D2DmSgd => {
+                m = lin(b_, &m, 1.0, &g);
+                let step = map(&m, |v| g_ * v);
+                let next = if k == 0 {
+                    mix(&w, &lin(1.0, &x, -1.0, &step))
+                } else {
+                    let y = lin(2.0, &x, -1.0, &prev);
+                    mix(&w, &lin(1.0, &lin(1.0, &y, -1.0, &step), 1.0, &prev_step))
+                };
+                prev_step = step;
+                next
+            }
             // Wang et al.: u = beta_s u + (a - avg x) / gamma; a = a - alpha gamma u; at a
             // step size of 0 its limit a = a - alpha (a - avg x), and u starts again from 0.
             Method::SlowMo {
@@ -519,7 +533,9 @@ pub fn refusal(case: &Case) -> Option<&'static str> {
         Method::PmSgd if !matches!(case.comm_name, "global" | "none") => {
             Some("PmSGD averages gradients over all ranks")
         }
-        Method::DecentLam | Method::D2 if !symmetric => Some("needs a symmetric W"),
+        Method::DecentLam | Method::D2 | Method::D2DmSgd if !symmetric => {
+            Some("needs a symmetric W")
+        }
         // Its W_k = (I + P_k) / 2 is singular: momentum makes the disagreement grow.
         Method::DecentLam if case.comm_name == "one-peer hypercube" => {
             Some("needs each W positive definite")

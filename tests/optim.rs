@@ -45,7 +45,7 @@ fn every_rule_over_every_communication_it_accepts_matches_its_matrix_form() {
         }
         ran += 1;
     }
-    // 18 rules and variants; the refused ones are counted in the next test.
+    // 19 rules and variants; the refused ones are counted in the next test.
     assert!(ran > 300, "only {ran} cases ran");
 }
 
@@ -67,10 +67,11 @@ fn every_refused_combination_returns_its_error_naming_both() {
         refused += 1;
     }
     // PmSGD over the 9 neighbour communications (x2 step sizes) and the two with local
-    // steps; DecentLaM (with and without Nesterov) and D2 over the 4 asymmetric ones (x2);
+    // steps; DecentLaM (with and without Nesterov), D2 and D2-DmSGD over the 4 asymmetric
+    // ones (x2);
     // DecentLaM's momentum (with and without Nesterov) over the singular one-peer
     // hypercube (x2).
-    assert_eq!(refused, 9 * 2 + 2 + 3 * 4 * 2 + 2 * 2, "refused cases");
+    assert_eq!(refused, 9 * 2 + 2 + 4 * 4 * 2 + 2 * 2, "refused cases");
     let e = &per_rank[0][cases
         .iter()
         .position(|c| c.method == Method::DecentLam && c.comm_name == "one-peer exp2")
@@ -103,7 +104,7 @@ fn decentlam_checks_w_whenever_it_changes_not_only_at_its_first_step() {
 
 #[test]
 fn nesterov_where_a_method_does_not_define_it_is_an_error_not_ignored() {
-    for method in [Method::QgDmSgd, Method::Dsgd, Method::D2] {
+    for method in [Method::QgDmSgd, Method::Dsgd, Method::D2, Method::D2DmSgd] {
         let r = fogkit::run(2, move |bf: &Fog| {
             let mut opt = Optimizer::new(method).nesterov(true);
             let mut x = vec![1.0f64];

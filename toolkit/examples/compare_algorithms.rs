@@ -1,7 +1,8 @@
 //! Run two algorithms, plot both: decentralized gradient descent (DGD) against exact
-//! diffusion on the same heterogeneous least-squares problem over 8 ranks. DGD stalls at
-//! its limiting bias; exact diffusion corrects it and converges exactly. Writes the
-//! metrics (parquet) and the figure (HTML) and prints the final errors.
+//! diffusion (Yuan, Ying, Zhao and Sayed, IEEE TSP 2019) on the same heterogeneous
+//! least-squares problem over 8 ranks. DGD stalls at its limiting bias; exact diffusion
+//! corrects it and converges exactly. Writes the metrics (parquet) and the figure (HTML)
+//! and prints the final errors.
 //!
 //! Run: `cargo run --release -p fogkit --features metrics --example compare_algorithms -- [OUT_DIR] [--quiet]`
 

@@ -94,7 +94,7 @@ fn master_worker_folds_in_every_update_and_reaches_x_star() {
             .find_map(|w| w.parse().ok())
             .unwrap_or_else(|| panic!("no number after {label}: {line}"))
     };
-    assert!(after("after 800 ms:") < 1e-8, "{stdout}");
+    assert!(after("steps per worker):") < 1e-8, "{stdout}");
     assert!(after("each; |x - x*|:") < 1e-6, "{stdout}");
     let (code, _, err) = run_with_env("master_worker", &[("FOGKIT_RANKS", "1")]);
     assert_ne!(code, 0);
@@ -223,4 +223,74 @@ fn train_and_table_list_every_option_and_refuse_bad_input_with_code_2() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("epoch 1:"), "{out}");
+}
+
+#[test]
+fn designed_runs_a_cell_and_reports_each_prediction() {
+    let (code, help, _) = run_with_args("designed", &["--help"]);
+    assert_eq!(code, 0, "{help}");
+    for want in [
+        "--methods",
+        "--partitions",
+        "--batches",
+        "--seeds",
+        "--topology",
+        "--report",
+    ] {
+        assert!(help.contains(want), "designed --help lacks {want}:\n{help}");
+    }
+    let out = std::env::temp_dir().join(format!("fogkit-designed-{}", std::process::id()));
+    let dir = out.to_str().expect("temp dir");
+    for (args, says) in [
+        (
+            &["--batches", "100"][..],
+            "positive multiple of the 8 ranks, found 100",
+        ),
+        (&["--seeds", "one"][..], "invalid value \"one\" for --seeds"),
+        (&["--report", "--out", dir][..], "cannot read"),
+    ] {
+        let (code, _, err) = run_with_args("designed", args);
+        assert_eq!(code, 2, "designed {args:?}: {err}");
+        assert!(err.contains(says), "designed {args:?}: {err}");
+    }
+    // A quick run of both methods on both partitions, then the report: a row per cell and
+    // the two predictions that this much data can test, marked one way or the other.
+    let quick = [
+        "--out",
+        dir,
+        "--ranks",
+        "2",
+        "--batches",
+        "16",
+        "--seeds",
+        "0",
+        "--epochs",
+        "2",
+        "--steps",
+        "2",
+        "--test-images",
+        "64",
+    ];
+    let (code, _, err) = run_with_args("designed", &quick);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Dirichlet(0.1), batch 16, seed 0: DecentLaM over ring"),
+        "{err}"
+    );
+    let (code, report, err) = run_with_args("designed", &["--report", "--out", dir]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "| iid | 16 |",
+        "| Dirichlet(0.1) | 16 |",
+        "- P1",
+        "- P3",
+        "4 runs.",
+    ] {
+        assert!(report.contains(want), "report lacks {want}:\n{report}");
+    }
+    let written = std::fs::read_to_string(out.join("designed.md")).expect("designed.md");
+    assert_eq!(written.trim(), report.trim());
+    let gaps = std::fs::read_to_string(out.join("gaps.csv")).expect("gaps.csv");
+    assert_eq!(gaps.lines().count(), 3, "{gaps}"); // header, iid, Dirichlet
+    std::fs::remove_dir_all(&out).ok();
 }

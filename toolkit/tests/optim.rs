@@ -56,6 +56,7 @@ fn reference(method: Method, w: &[Vec<f64>]) -> Vec<State> {
     let mut prev = x.clone();
     let zero = vec![vec![0.0; D]; N];
     let (mut m, mut u, mut prev_g) = (zero.clone(), zero.clone(), zero.clone());
+    let mut prev_m = zero.clone();
     let anchor0 = x.clone();
     let mut anchor = anchor0;
     let mut out = Vec::new();
@@ -104,6 +105,18 @@ fn reference(method: Method, w: &[Vec<f64>]) -> Vec<State> {
                     let y = lin(2.0, &x, -1.0, &prev);
                     mix(w, &lin(1.0, &lin(1.0, &y, -g_, &g), g_, &prev_g))
                 }
+            }
+            // D^2 with m = beta m + g in place of g.
+            Method::D2DmSgd => {
+                m = lin(b_, &m, 1.0, &g);
+                let next = if k == 0 {
+                    mix(w, &lin(1.0, &x, -g_, &m))
+                } else {
+                    let y = lin(2.0, &x, -1.0, &prev);
+                    mix(w, &lin(1.0, &lin(1.0, &y, -g_, &m), g_, &prev_m))
+                };
+                prev_m = m.clone();
+                next
             }
             Method::SlowMo {
                 period,
@@ -172,6 +185,7 @@ fn every_method_matches_its_matrix_form_for_the_first_steps() {
         Method::AwcDmSgd,
         Method::QgDmSgd,
         Method::D2,
+        Method::D2DmSgd,
         Method::SlowMo {
             period: 2,
             slow_lr: 0.8,

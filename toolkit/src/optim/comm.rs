@@ -293,7 +293,7 @@ pub(crate) fn d2_warning(t: &Topology, what: &str) -> Option<String> {
     let low = *t.eigenvalues()?.first()?;
     (low <= -1.0 / 3.0 + 1e-12).then(|| {
         format!(
-            "D2 converges when the smallest eigenvalue of W is above -1/3, and the {what} \
+            "D2 (and D2-DmSGD) converges when the smallest eigenvalue of W is above -1/3, and the {what} \
              topology's is {low:.4}: it may stall or diverge; its lazy form (I + W) / 2 \
              (Topology::lazy) meets the condition"
         )

@@ -8,28 +8,40 @@ use crate::{Error, Result};
 /// Which update rule an [`Optimizer`] runs (see the module's table).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Method {
-    /// Parallel momentum SGD: gradients averaged over all ranks.
+    /// Parallel momentum SGD: gradients averaged over all ranks (the centralized baseline
+    /// of the talk; the allreduce form of Goyal et al., 2017).
     PmSgd,
-    /// Decentralized SGD, adapt then combine.
+    /// Decentralized SGD, adapt then combine: diffusion (Lopes and Sayed, IEEE TSP 2008;
+    /// Chen and Sayed, IEEE TSP 2012), D-PSGD (Lian et al., NeurIPS 2017).
     Dsgd,
-    /// Decentralized SGD, combine then adapt.
+    /// Decentralized SGD, combine then adapt: the distributed (sub)gradient method (Nedić
+    /// and Ozdaglar, IEEE TAC 2009).
     DsgdCta,
-    /// Decentralized momentum SGD.
+    /// Decentralized momentum SGD, the talk's DmSGD (Gao and Huang, 2020; Singh et al.,
+    /// 2020; Yuan et al., ICCV 2021).
     DmSgd,
-    /// DecentLaM: momentum without the momentum-incurred bias.
+    /// DecentLaM: momentum without the momentum-incurred bias (Yuan, Chen, Huang, Zhang,
+    /// Pan, Xu and Yin, ICCV 2021, arXiv:2104.11981).
     DecentLam,
-    /// DmSGD with the momentum averaged as well.
+    /// DmSGD with the momentum averaged as well (Yu, Jin and Yang, ICML 2019).
     DaDmSgd,
-    /// DmSGD, adapt while combining.
+    /// DmSGD, adapt while combining (Balu et al., ICASSP 2021).
     AwcDmSgd,
-    /// Quasi-global momentum DmSGD.
+    /// Quasi-global momentum DmSGD (Lin, Karimireddy, Stich and Jaggi, ICML 2021).
     QgDmSgd,
-    /// D^2 (exact for heterogeneous data). It converges when the smallest eigenvalue of
+    /// D^2 (Tang, Lian, Yan, Zhang and Liu, ICML 2018), exact for heterogeneous data: the
+    /// stochastic form of exact diffusion (Yuan, Ying, Zhao and Sayed, IEEE TSP 2019),
+    /// which is also NIDS (Li, Shi and Yan, IEEE TSP 2019). It converges when the smallest eigenvalue of
     /// `W` is above -1/3 (Tang et al., ICML 2018); `step` warns over a static or machine `W`
     /// that breaks it, such as the ring of an even number of ranks (exactly -1/3), whose
     /// lazy form meets it.
     D2,
-    /// SlowMo over DmSGD: an exact average and a slow momentum step every `period` steps.
+    /// D^2 with momentum, the D2-DmSGD baseline of DecentLaM's paper (Yuan et al., ICCV
+    /// 2021): D^2's recursion with the direction `m = beta m + g` in place of `g`; its
+    /// conditions on `W` are D^2's.
+    D2DmSgd,
+    /// SlowMo over DmSGD: an exact average and a slow momentum step every `period` steps
+    /// (Wang, Tantia, Ballas and Rabbat, ICLR 2020).
     SlowMo {
         /// Inner steps per outer step.
         period: usize,
@@ -38,13 +50,15 @@ pub enum Method {
         /// Outer momentum (beta_s).
         slow_momentum: f64,
     },
-    /// Gossip with periodic global averaging over DmSGD.
+    /// Gossip with periodic global averaging over DmSGD (Chen, Yuan, Zhang, Pan, Xu and
+    /// Yin, ICML 2021).
     GossipPga {
         /// Steps between global averages.
         period: usize,
     },
     /// Adapt then combine over any base optimizer: `x = W(x - d)` (BlueFog's
-    /// `DistributedAdaptThenCombineOptimizer`).
+    /// `DistributedAdaptThenCombineOptimizer`; Ying, Yuan, Hu, Chen and Yin, 2021,
+    /// arXiv:2111.04287).
     Atc(Base),
     /// Adapt while combine over any base optimizer: `x = W x - d` (BlueFog's
     /// `DistributedAdaptWithCombineOptimizer`).
@@ -84,6 +98,7 @@ impl Method {
             Method::AwcDmSgd => "AWC-DmSGD",
             Method::QgDmSgd => "QG-DmSGD",
             Method::D2 => "D2",
+            Method::D2DmSgd => "D2-DmSGD",
             Method::SlowMo { .. } => "SlowMo",
             Method::GossipPga { .. } => "Gossip-PGA",
             Method::Atc(Base::Sgd) => "ATC-SGD",
@@ -93,11 +108,13 @@ impl Method {
         }
     }
 
-    /// The talk's methods and the base-optimizer forms (Adam with PyTorch's defaults):
+    /// The talk's methods, D2-DmSGD (added after the committed table, which ran
+    /// [`ALL`](Self::ALL)) and the base-optimizer forms (Adam with PyTorch's defaults):
     /// everything [`parse`](Self::parse) accepts.
     pub fn all() -> Vec<Method> {
         let mut v = Method::ALL.to_vec();
         v.extend([
+            Method::D2DmSgd,
             Method::Atc(Base::Sgd),
             Method::Atc(Base::ADAM),
             Method::Awc(Base::Sgd),
@@ -108,7 +125,7 @@ impl Method {
 
     /// Whether the rule needs a symmetric `W` (checked whenever `W` changes).
     pub fn needs_symmetric(&self) -> bool {
-        matches!(self, Method::DecentLam | Method::D2)
+        matches!(self, Method::DecentLam | Method::D2 | Method::D2DmSgd)
     }
 
     /// Why the rule cannot run over `comm`, in words; `None` when it can. (A symmetric `W`

@@ -17,6 +17,7 @@
 //! | AWC-DmSGD | `m = beta m + g; x = W x - gamma m` (combine while adapting) |
 //! | QG-DmSGD | `x' = W(x - gamma (g + beta m)); m = beta m + (1 - beta)(x - x') / gamma; x = x'` (quasi-global momentum) |
 //! | D^2 | `x1 = W(x0 - gamma g0)`, then `x+ = W(2x - x_prev - gamma g + gamma_prev g_prev)` (symmetric `W`) |
+//! | D2-DmSGD | D^2 with `m = beta m + g` in place of `g` (D^2 with momentum; symmetric `W`) |
 //! | SlowMo | DmSGD inner steps; every `period` steps `u = beta_s u + (a - avg(x)) / gamma; a = a - alpha gamma u; x = a` |
 //! | Gossip-PGA | DmSGD, and every `period` steps `x = avg(x)` (periodic global averaging) |
 //! | ATC-*base* | `x = W(x - d)`, `d` the base optimizer's step ([`Base`]: SGD with momentum or Nesterov, Adam) |

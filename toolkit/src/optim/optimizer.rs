@@ -220,7 +220,7 @@ impl<E: Element + Float> Optimizer<E> {
                         self.method.name()
                     )));
                 }
-                if self.method == Method::D2 && bf.rank() == 0 {
+                if matches!(self.method, Method::D2 | Method::D2DmSgd) && bf.rank() == 0 {
                     let warning = match &plan {
                         Plan::Static(t) => super::comm::d2_warning(t, "static"),
                         Plan::Hierarchical(t) => super::comm::d2_warning(t, "machine"),
@@ -389,10 +389,14 @@ impl<E: Element + Float> Optimizer<E> {
                 self.lr, self.momentum
             ));
         }
-        if self.nesterov && (!self.method.has_momentum() || self.method == Method::QgDmSgd) {
+        if self.nesterov
+            && (!self.method.has_momentum()
+                || matches!(self.method, Method::QgDmSgd | Method::D2DmSgd))
+        {
             return bad(
                 "Nesterov momentum is not defined for this method (QG-DmSGD's step already \
-                 looks ahead by beta m; DSGD, DSGD-CTA and D2 have no momentum): turn it off"
+                 looks ahead by beta m; D2-DmSGD is defined with m; DSGD, DSGD-CTA and D2 \
+                 have no momentum): turn it off"
                     .into(),
             );
         }

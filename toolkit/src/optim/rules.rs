@@ -69,8 +69,11 @@ pub(crate) enum Rule<E> {
         z: Vec<E>,
         last_lr: f64,
     },
-    /// `x+ = W(2x - x_prev - gamma g + gamma_prev g_prev)`.
+    /// `m = beta m + g; x+ = W(2x - x_prev - gamma m + gamma_prev m_prev)`: D^2 with
+    /// `beta = 0` (`m = g`), D2-DmSGD with `momentum`.
     D2 {
+        momentum: bool,
+        m: Vec<E>,
         prev: Vec<E>,
         prev_step: Vec<E>,
         y: Vec<E>,
@@ -159,7 +162,9 @@ impl<E: Element + Float> Rule<E> {
                 z: zeros(n),
                 last_lr: 0.0,
             },
-            Method::D2 => Rule::D2 {
+            Method::D2 | Method::D2DmSgd => Rule::D2 {
+                momentum: method == Method::D2DmSgd,
+                m: zeros(n),
                 prev: x.to_vec(),
                 prev_step: zeros(n),
                 y: zeros(n),
@@ -246,12 +251,22 @@ impl<E: Element + Float> Rule<E> {
                 }
                 *last_lr = cx.gamma;
             }
-            Rule::D2 { prev, prev_step, y } => {
+            Rule::D2 {
+                momentum,
+                m,
+                prev,
+                prev_step,
+                y,
+            } => {
                 let two = E::from_f64(2.0);
+                let b = if *momentum { beta } else { E::zero() };
                 let first = cx.k == 0;
+                for (m, &g) in m.iter_mut().zip(g) {
+                    *m = b * *m + g;
+                }
                 let it = y.iter_mut().zip(x.iter()).zip(prev.iter_mut());
-                for (((y, &x), p), (ps, &g)) in it.zip(prev_step.iter_mut().zip(g)) {
-                    let s = lr * g;
+                for (((y, &x), p), (ps, &m)) in it.zip(prev_step.iter_mut().zip(m.iter())) {
+                    let s = lr * m;
                     *y = if first { x - s } else { two * x - *p - s + *ps };
                     *p = x;
                     *ps = s;
@@ -324,8 +339,8 @@ impl<E: Element + Float> Rule<E> {
             Rule::DaDmSgd { m, .. } => vec![m],
             Rule::QgDmSgd { mu, .. } => vec![mu],
             Rule::D2 {
-                prev, prev_step, ..
-            } => vec![prev, prev_step],
+                m, prev, prev_step, ..
+            } => vec![m, prev, prev_step],
             Rule::SlowMo {
                 inner, anchor, s, ..
             } => vec![&mut inner.local.m, anchor, s],
