@@ -8,9 +8,9 @@
 //! Run: `cargo run --release -p fogkit --example bias` (8 in-process ranks; `FOGKIT_RANKS`
 //! for another number), or `fogrun -np 8 target/release/examples/bias`.
 
-use fogkit::experiments::{bias_row, fixed_point_msd};
-use fogkit::optim::Method;
-use fogkit::topology;
+use fogkit::experiments::{bias_row, fixed_point_msd, msd_with};
+use fogkit::optim::{Communication, Dynamic, Method, Optimizer};
+use fogkit::prelude::*;
 
 fn main() -> fogkit::Result<()> {
     fogkit::timeline::init_logging();
@@ -98,6 +98,28 @@ fn topologies(n: usize, print: &dyn Fn(String)) -> fogkit::Result<()> {
             "| {name} | {rho:.3} | {gap:.3} | {dsgd:.3e} | {dmsgd:.3e} | {:.3e} |",
             dsgd * gap * gap / (rho * rho)
         ));
+    }
+    // The one-peer exponential graph changes W every step (no fixed point to solve for):
+    // its runs, the steady state averaged over the last 3,000 of 40,000 steps (a whole
+    // number of its periods; DSGD's transient, the slowest, has then shrunk by e^-18). On a power of two of ranks any log2(n) consecutive W's multiply to
+    // the exact average, though each alone mixes as slowly as a ring of 2.
+    if n.is_power_of_two() {
+        let one_peer = Communication::Dynamic(Dynamic::OnePeerExponential);
+        let msd = fogkit::run(n, |bf: &Fog| -> fogkit::Result<[f64; 2]> {
+            let run = |m: Method| {
+                let opt = Optimizer::new(m)
+                    .lr(gamma)
+                    .momentum(beta)
+                    .communication(one_peer.clone());
+                msd_with(bf, opt, None, 40_000, 3_000)
+            };
+            Ok([run(Method::Dsgd)?, run(Method::DmSgd)?])
+        })?;
+        if let Some((_, [dsgd, dmsgd])) = msd.into_here().into_iter().next() {
+            print(format!(
+                "| one-peer exponential-2 (runs) | - | - | {dsgd:.3e} | {dmsgd:.3e} | - |"
+            ));
+        }
     }
     Ok(())
 }

@@ -371,13 +371,40 @@ fn stats(v: &[f64]) -> (f64, f64, f64) {
     (mean, lo, hi)
 }
 
-/// `mean (min to max)` in points.
+/// At or below this test accuracy a run of 10 classes has learnt nothing.
+const CHANCE: f64 = 0.11;
+
+/// `mean (min to max)` in points, and how many runs ended at chance level.
 fn cell(v: &[f64]) -> String {
     if v.is_empty() {
         return "-".into();
     }
     let (m, lo, hi) = stats(v);
-    format!("{:.2} ({:.2} to {:.2})", 100.0 * m, 100.0 * lo, 100.0 * hi)
+    let stalled = v.iter().filter(|&&a| a <= CHANCE).count();
+    let note = match stalled {
+        0 => String::new(),
+        s => format!(", {s} of {} at chance", v.len()),
+    };
+    format!(
+        "{:.2} ({:.2} to {:.2}{note})",
+        100.0 * m,
+        100.0 * lo,
+        100.0 * hi
+    )
+}
+
+/// `mean (min to max)` of gaps, in points.
+fn gap_cell(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let (m, lo, hi) = stats(v);
+    format!(
+        "{:+.2} ({:+.2} to {:+.2})",
+        100.0 * m,
+        100.0 * lo,
+        100.0 * hi
+    )
 }
 
 fn held(ok: bool) -> &'static str {
@@ -432,11 +459,11 @@ fn report(dir: &Path) -> fogkit::Result<()> {
             };
             writeln!(
                 md,
-                "| {p} | {b} | {} | {} | {} | {} | {:.4} / {:.4} |",
+                "| {p} | {b} | {} | {} | {} | {} | {:.2e} / {:.2e} |",
                 cell(&accs("PmSGD", "global", p, b)),
                 cell(&accs("DmSGD", "ring", p, b)),
                 cell(&accs("DecentLaM", "ring", p, b)),
-                cell(&g.iter().map(|x| x.1).collect::<Vec<_>>()),
+                gap_cell(&g.iter().map(|x| x.1).collect::<Vec<_>>()),
                 cd("DmSGD"),
                 cd("DecentLaM"),
             )
@@ -466,7 +493,7 @@ fn report(dir: &Path) -> fogkit::Result<()> {
                 let cds: Vec<f64> = s.values().map(|l| l.consensus).collect();
                 writeln!(
                     md,
-                    "| {m} | {t} | {} | {:.4} |",
+                    "| {m} | {t} | {} | {:.2e} |",
                     cell(&accs(m, t, p, big)),
                     stats(&cds).0
                 )
@@ -522,7 +549,7 @@ fn report(dir: &Path) -> fogkit::Result<()> {
                 held(!pairs.is_empty() && pairs.iter().all(|(x, y)| x < y)),
                 pairs
                     .iter()
-                    .map(|(x, y)| format!("{x:.4} against {y:.4}"))
+                    .map(|(x, y)| format!("{x:.2e} against {y:.2e}"))
                     .collect::<Vec<_>>()
                     .join("; ")
             )

@@ -87,6 +87,33 @@ pub fn stochastic_msd(
     steps: usize,
     tail: usize,
 ) -> Result<f64> {
+    let opt = Optimizer::new(method).lr(gamma).momentum(beta);
+    msd_with(bf, opt, batch, steps, tail)
+}
+
+/// [`stochastic_msd`] with the optimizer given whole: its method, step size, momentum and
+/// communication (a dynamic schedule, whose `W` changes every step and so has no fixed
+/// point to solve for). `batch: None` is the full gradient (collective).
+///
+/// ```
+/// use fogkit::experiments::msd_with;
+/// use fogkit::optim::{Communication, Dynamic, Method, Optimizer};
+/// use fogkit::prelude::*;
+/// let msd = fogkit::run(8, |bf: &Fog| -> fogkit::Result<f64> {
+///     let one_peer = Communication::Dynamic(Dynamic::OnePeerExponential);
+///     let opt = Optimizer::new(Method::Dsgd).lr(0.01).communication(one_peer);
+///     msd_with(bf, opt, None, 6000, 300)
+/// })
+/// .unwrap();
+/// assert!(msd[0] > 0.0 && msd[0] < 1e-3);
+/// ```
+pub fn msd_with(
+    bf: &Fog,
+    mut opt: Optimizer<f64>,
+    batch: Option<usize>,
+    steps: usize,
+    tail: usize,
+) -> Result<f64> {
     if tail == 0 || tail > steps || batch == Some(0) {
         return Err(Error::InvalidArgument(format!(
             "stochastic_msd: expected a batch of at least 1 row and 1 <= tail <= steps, \
@@ -99,7 +126,6 @@ pub fn stochastic_msd(
     let h = bf.allreduce_op(&h, ReduceOp::Avg)?;
     let c = bf.allreduce_op(&c, ReduceOp::Avg)?;
     let star = solve_spd(&h, &c)?;
-    let mut opt = Optimizer::new(method).lr(gamma).momentum(beta);
     let mut x = vec![0.0; d];
     let mut draw = crate::data::Rng::for_rank(7, bf.rank());
     let mut sum = 0.0;
