@@ -451,21 +451,14 @@ pub fn reference(case: &Case) -> Vec<State> {
                 };
                 next
             }
-            Method::D2 => {
-                let step = map(&g, |v| g_ * v);
-                let next = if k == 0 {
-                    mix(&w, &lin(1.0, &x, -1.0, &step))
+            // D2-DmSGD is D^2 with the direction m = beta m + g in place of g.
+            Method::D2 | Method::D2DmSgd => {
+                let step = if case.method == Method::D2DmSgd {
+                    m = lin(b_, &m, 1.0, &g);
+                    map(&m, |v| g_ * v)
                 } else {
-                    let y = lin(2.0, &x, -1.0, &prev);
-                    mix(&w, &lin(1.0, &lin(1.0, &y, -1.0, &step), 1.0, &prev_step))
+                    map(&g, |v| g_ * v)
                 };
-                prev_step = step;
-                next
-            }
-            // D^2 with the direction m = beta m + g in place of g.
-            Method::D2DmSgd => {
-                m = lin(b_, &m, 1.0, &g);
-                let step = map(&m, |v| g_ * v);
                 let next = if k == 0 {
                     mix(&w, &lin(1.0, &x, -1.0, &step))
                 } else {

@@ -81,12 +81,17 @@ fn main() -> fogkit::Result<()> {
             println!();
         }
         let ratios: Vec<f64> = rows.iter().map(|r| r[1] / r[2]).collect();
-        let grows = ratios.windows(2).all(|w| w[1] > w[0]);
-        if !grows || (beta == 0.9 && ratios[ratios.len() - 1] <= 5.0) {
-            return Err(Error::InvalidArgument(format!(
-                "expected DmSGD/DecentLaM to grow with the batch (and exceed 5 at the full \
-                 batch with beta 0.9), found {ratios:?} with beta {beta}"
-            )));
+        assert!(
+            ratios.windows(2).all(|w| w[1] > w[0]),
+            "expected DmSGD/DecentLaM to grow with the batch, found {ratios:?} with beta {beta}"
+        );
+        assert!(
+            beta != 0.9 || ratios[ratios.len() - 1] > 5.0,
+            "expected DmSGD/DecentLaM above 5 at the full batch with beta 0.9, found {ratios:?}"
+        );
+        // The full-batch run has reached its exact fixed point (to the printed digits).
+        for (run, fixed) in rows[rows.len() - 1].iter().zip(&exact) {
+            assert!((run - fixed).abs() <= 1e-4 * fixed, "{run} against {fixed}");
         }
     }
     Ok(())

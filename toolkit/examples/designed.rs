@@ -331,6 +331,13 @@ fn read_runs(dir: &Path) -> fogkit::Result<(Cells, usize, usize)> {
     }
     let mut cells = Cells::new();
     for ((cell, seed), mut curve) in curves {
+        // What the files hold must be what a run can give.
+        for &(epoch, acc, cd) in &curve {
+            assert!(
+                (0.0..=1.0).contains(&acc) && cd >= 0.0 && epoch >= 1,
+                "{cell:?} seed {seed}: epoch {epoch}, accuracy {acc}, consensus distance {cd}"
+            );
+        }
         curve.sort_by_key(|e| e.0);
         let Some(&(_, accuracy, consensus)) = curve.last() else {
             continue;
