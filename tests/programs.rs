@@ -110,3 +110,116 @@ fn the_readme_example_is_the_program_and_prints_every_rank() {
         assert!((x - 3.5).abs() < 0.5, "{l}");
     }
 }
+
+/// The README quotes the experiments' results files as they were written, so a rerun that
+/// changes a file cannot leave an old number in the README.
+#[test]
+fn the_readme_quotes_the_results_files_as_written() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let results = root.join("tutorials/src/results");
+    for file in [
+        "bias_table.md",
+        "bias_by_topology.md",
+        "fashion_mnist_table.md",
+        "large_batch_seeds/fashion_mnist_table.md",
+        "designed/designed.md",
+    ] {
+        let text = std::fs::read_to_string(results.join(file)).expect("a results file");
+        assert!(
+            readme.contains(text.trim()),
+            "README.md does not quote tutorials/src/results/{file} as written"
+        );
+    }
+    // The figure of the designed experiment, written by chapter 7's notebook.
+    assert!(readme.contains("tutorials/src/figures/ch07_designed.png"));
+    assert!(root
+        .join("tutorials/src/figures/ch07_designed.png")
+        .is_file());
+}
+
+/// The README's "Use fogkit in your own crate" lines, as a crate of its own: its
+/// `Cargo.toml` (a path in place of the git URL) and `src/main.rs` build and run.
+#[test]
+fn a_crate_of_ones_own_builds_with_the_readmes_lines() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("the repository");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let section = readme
+        .split("## Use fogkit in your own crate")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a \"Use fogkit in your own crate\" section");
+    let block = |fence: &str| {
+        section
+            .split(fence)
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap_or_else(|| panic!("a {fence} block in the section"))
+            .to_string()
+    };
+    let git = "fogkit = { git = \"https://github.com/fogkit/fogkit\" }";
+    let toml = block("```toml\n");
+    assert!(
+        toml.contains(git),
+        "the section's dependency line changed:\n{toml}"
+    );
+    let path = format!("fogkit = {{ path = {:?} }}", root.join("toolkit"));
+    let manifest = format!(
+        "[package]\nname = \"uses-fogkit\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [workspace]\n\n{}",
+        toml.replace(git, &path)
+    );
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(dir.path().join("src/main.rs"), block("```rust\n")).unwrap();
+    // The workspace's versions, so the shared target directory already holds them.
+    std::fs::copy(root.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
+    let out = Command::new(env!("CARGO"))
+        .args(["run", "--quiet"])
+        .current_dir(dir.path())
+        .output()
+        .expect("start cargo");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "the crate failed:\n{stderr}");
+    for rank in 0..4 {
+        let line = format!("rank {rank}: 1.500000");
+        assert!(
+            stdout.contains(&line),
+            "expected {line:?}, found:\n{stdout}"
+        );
+    }
+}
+
+/// Every relative link in the README names a file or directory of the repository.
+#[test]
+fn every_link_in_the_readme_resolves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let mut broken = Vec::new();
+    for (at, _) in readme.match_indices("](") {
+        let rest = &readme[at + 2..];
+        let target = &rest[..rest.find(')').unwrap_or(rest.len())];
+        let file = target.split('#').next().unwrap_or_default();
+        if target.starts_with("http") || file.is_empty() {
+            continue;
+        }
+        if !root.join(file).exists() {
+            broken.push(target.to_string());
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "README.md links to what does not exist: {broken:?}"
+    );
+    assert!(
+        !readme.contains("DESIGN.md"),
+        "README.md names a DESIGN.md the repository lacks"
+    );
+}

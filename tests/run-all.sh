@@ -56,6 +56,9 @@ cargo fmt --manifest-path toolkit/kernel/Cargo.toml -- --check
 cargo clippy "${features[@]}" --all-targets --quiet -- -D warnings
 CARGO_TARGET_DIR="$kernel_target" cargo clippy "${kernel[@]}" --all-targets --quiet -- -D warnings
 
+step "the API documentation (cargo doc; a warning, a broken link or an undocumented item fails)"
+RUSTDOCFLAGS="-D warnings" cargo doc -p fogkit --no-deps --features metrics,serde --quiet
+
 step "the kernel's own tests"
 CARGO_TARGET_DIR="$kernel_target" cargo test "${kernel[@]}"
 

@@ -36,6 +36,8 @@
 //! [`timeline`] (Chrome traces of every op), [`nn`], [`train`], [`data`], and with the
 //! `metrics` feature `metrics`, `plot` and `progress`.
 
+#![warn(missing_docs)]
+
 pub mod data;
 mod error;
 pub mod experiments;

@@ -316,3 +316,32 @@ fn serde_and_fingerprint() {
         vec![1.0, 1.0, 0.0, 0.0, 1.0]
     );
 }
+
+/// `Topology` as serde data: a round trip keeps every bit, and a bad matrix is refused
+/// with what was expected and what was found.
+#[cfg(feature = "serde")]
+#[test]
+fn a_deserialized_topology_is_checked_like_from_weights() {
+    let t = topology::exponential_two(8);
+    let json = serde_json::to_string(&t).unwrap();
+    let back: Topology = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, t);
+    for (bad, says) in [
+        (
+            r#"{"n": 2, "w": [0.5, 0.5, 0.5]}"#,
+            "expects 2 x 2 weights, found 3",
+        ),
+        (r#"{"n": 3, "w": [1.0]}"#, "expects 3 x 3 weights, found 1"),
+        (
+            r#"{"n": 18446744073709551615, "w": []}"#,
+            "weights, found 0",
+        ),
+    ] {
+        let err = serde_json::from_str::<Topology>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+    let empty: Topology = serde_json::from_str(r#"{"n": 0, "w": []}"#).unwrap();
+    assert_eq!(empty.size(), 0);
+}

@@ -4,8 +4,11 @@
 //! heterogeneous by label. Heterogeneity is what makes decentralized methods' bias visible.
 //!
 //! Everything here is deterministic: the same seed and rank give the same bits on every
-//! machine, so notebooks and tests can assert exact numbers. This module never
-//! communicates; the ranks' shares of a problem come from `(seed, rank)` alone.
+//! run, so notebooks and tests can assert exact numbers. Integer draws, uniforms and
+//! permutations are the same bits on every machine; normal, gamma and Dirichlet draws call
+//! the platform's `ln`, `sin`, `cos` and `powf` (glibc on Linux), which another libm may
+//! round differently in the last bit. This module never communicates; the ranks' shares
+//! of a problem come from `(seed, rank)` alone.
 
 mod idx;
 mod images;

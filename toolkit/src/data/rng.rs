@@ -3,6 +3,12 @@
 /// A deterministic random generator: SplitMix64 (Steele, Lea and Flood, 2014), with
 /// Box–Muller normals. Not for cryptography; for reproducible experiments.
 ///
+/// `next_u64`, `uniform` and `below` are integer arithmetic and one exact conversion: the
+/// same bits on every platform. `normal` and `gamma` (and so the Dirichlet shares) also
+/// call `ln`, `sin`, `cos` and `powf`, which come from the platform's libm: the same bits
+/// wherever that libm is the same (the tests pin values under glibc), possibly a last-bit
+/// difference elsewhere.
+///
 /// ```
 /// use fogkit::data::Rng;
 /// let mut a = Rng::new(7);
@@ -145,5 +151,43 @@ mod tests {
         let b = Rng::for_rank(5, 1).next_u64();
         assert_ne!(a, b);
         assert_eq!(a, Rng::for_rank(5, 0).next_u64());
+    }
+}
+
+#[cfg(test)]
+mod pinned {
+    use super::Rng;
+
+    /// The integer and uniform draws are the same bits everywhere (pure arithmetic).
+    #[test]
+    fn integer_and_uniform_draws_are_pinned() {
+        let mut r = Rng::new(7);
+        assert_eq!(r.next_u64(), 0x63cb_e1e4_5932_0dd7);
+        assert_eq!(r.next_u64(), 0x044c_3cd7_f43c_661c);
+        assert_eq!(r.uniform().to_bits(), 0x3fec_d308_1017_5625);
+        assert_eq!(r.below(10), 5);
+    }
+
+    /// The normals, as glibc's `ln`, `sin` and `cos` round them (computed independently
+    /// with Python's `math`, which calls the same functions). Another libm may differ in
+    /// the last bit: that is the documented limit of `Rng`'s portability.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn normals_are_pinned_under_glibc() {
+        let mut r = Rng::new(7);
+        for _ in 0..3 {
+            r.next_u64();
+        }
+        r.below(10);
+        let bits: Vec<u64> = (0..4).map(|_| r.normal().to_bits()).collect();
+        assert_eq!(
+            bits,
+            [
+                0x3f70_0ea2_9c86_45d7,
+                0x3ff1_8f74_e451_9f65,
+                0xbfe0_efc9_1ba8_90b4,
+                0x3fef_b59a_acd8_83f1
+            ]
+        );
     }
 }

@@ -5,8 +5,10 @@
 use crate::topology::{OnePeer, Topology};
 use crate::{Error, Result};
 
-/// Per-call weights for [`Fog::neighbor_allreduce_with`] (BlueFog's `self_weight`,
-/// `src_weights`, `dst_weights`): the way to run dynamic topologies and push-sum.
+/// Per-call weights for
+/// [`Comm::neighbor_allreduce_with`](crate::ops::Comm::neighbor_allreduce_with) (BlueFog's
+/// `self_weight`, `src_weights`, `dst_weights`): the way to run dynamic topologies and
+/// push-sum.
 ///
 /// This rank's result is `self_weight * x + sum_j src_weight_j * (dst_weight_j * x_j)`,
 /// where `dst_weight_j` is the scale rank `j` applied when sending to this rank.

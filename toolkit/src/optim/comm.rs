@@ -28,7 +28,7 @@ pub type WeightsFn = Arc<dyn Fn(usize, usize, usize) -> NeighborWeights + Send +
 /// ```
 #[derive(Clone, PartialEq)]
 pub enum Communication {
-    /// The topology in force on the handle ([`Fog::set_topology`]): `neighbor_allreduce`.
+    /// The topology in force on the handle ([`Comm::set_topology`](crate::ops::Comm::set_topology)): `neighbor_allreduce`.
     Static,
     /// A new `W` at every step: `neighbor_allreduce_with` and the schedule's weights.
     Dynamic(Dynamic),

@@ -5,7 +5,7 @@ use super::base::Base;
 use super::comm::Communication;
 use crate::{Error, Result};
 
-/// Which update rule an [`Optimizer`] runs (see the module's table).
+/// Which update rule an [`Optimizer`](crate::optim::Optimizer) runs (see the module's table).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Method {
     /// Parallel momentum SGD: gradients averaged over all ranks (the centralized baseline

@@ -22,6 +22,8 @@
 mod dynamic;
 mod generators;
 mod inner_outer;
+#[cfg(feature = "serde")]
+mod wire;
 
 pub use dynamic::{one_peer_exponential_two, one_peer_hypercube, OnePeer, OnePeerSchedule};
 pub use generators::{
@@ -32,8 +34,6 @@ pub use generators::{
 pub use inner_outer::{inner_outer_exp2, inner_outer_ring};
 
 use std::fmt;
-
-use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -52,7 +52,15 @@ pub enum Weighting {
 }
 
 /// A weighted directed graph over `n` ranks with self-loops: the combination matrix `W`.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+///
+/// With the `serde` feature it serializes as `{"n": N, "w": [...]}` (row-major), and
+/// deserializing checks what [`Topology::from_weights`] checks.
+#[derive(Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(::serde::Serialize, ::serde::Deserialize),
+    serde(try_from = "wire::Weights", into = "wire::Weights")
+)]
 pub struct Topology {
     n: usize,
     /// Row-major `n x n`; `w[i * n + j]` is the weight rank `i` gives to rank `j`'s value.
