@@ -124,11 +124,33 @@ fn the_readme_quotes_the_results_files_as_written() {
         "fashion_mnist_table.md",
         "large_batch_seeds/fashion_mnist_table.md",
         "designed/designed.md",
+        "lazy_ring/fashion_mnist_table.md",
+        "lazy_ring/large_batch_seeds/fashion_mnist_table.md",
     ] {
         let text = std::fs::read_to_string(results.join(file)).expect("a results file");
         assert!(
             readme.contains(text.trim()),
             "README.md does not quote tutorials/src/results/{file} as written"
+        );
+    }
+    // The batch sweep's beta 0.9 table, quoted row by row (the file has three tables).
+    let sweep = std::fs::read_to_string(results.join("batch_sweep.md")).expect("batch_sweep.md");
+    let quoted: Vec<&str> = readme
+        .split("`cargo run --release -p fogkit --example batch_sweep` runs the same problem")
+        .nth(1)
+        .expect("the README's batch sweep paragraph")
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert!(
+        quoted.len() >= 5,
+        "the README's batch sweep table: {quoted:?}"
+    );
+    for row in quoted {
+        assert!(
+            sweep.lines().any(|l| l == row),
+            "README.md's batch sweep row {row:?} is not in batch_sweep.md"
         );
     }
     // The figure of the designed experiment, written by chapter 7's notebook.
@@ -167,27 +189,49 @@ fn a_crate_of_ones_own_builds_with_the_readmes_lines() {
         "the section's dependency line changed:\n{toml}"
     );
     let path = format!("fogkit = {{ path = {:?} }}", root.join("toolkit"));
+    // The workspace's other profile lines too (not the README's business), so the shared
+    // target directory's builds of dfdx, gemm and fogkit are reused, not rebuilt.
     let manifest = format!(
         "[package]\nname = \"uses-fogkit\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-         [workspace]\n\n{}",
+         [workspace]\n\n{}\n[profile.dev.package.\"*\"]\ndebug = false\n\
+         [profile.dev.package.fogkit]\nopt-level = 2\n",
         toml.replace(git, &path)
     );
     let dir = tempfile::tempdir().expect("a scratch directory");
     std::fs::create_dir(dir.path().join("src")).unwrap();
     std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
     std::fs::write(dir.path().join("src/main.rs"), block("```rust\n")).unwrap();
-    // The workspace's versions, so the shared target directory already holds them.
+    // The workspace's versions, so the shared target directory already holds them (a
+    // user's own resolve of the git dependency may pick newer ones; this checks the lines,
+    // not crates.io's state on the day).
     std::fs::copy(root.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
-    let out = Command::new(env!("CARGO"))
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let mut child = Command::new(env!("CARGO"))
         .args(["run", "--quiet"])
         .current_dir(dir.path())
-        .output()
+        .env("CARGO_TARGET_DIR", target)
+        .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
         .expect("start cargo");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "the crate failed:\n{stderr}");
+    // A cold build of fogkit's dependencies takes minutes here; a hang must not last.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for cargo") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the crate did not build and run within 900 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let (stdout, stderr) = (read("stdout"), read("stderr"));
+    assert!(status.success(), "the crate failed:\n{stderr}");
     for rank in 0..4 {
         let line = format!("rank {rank}: 1.500000");
         assert!(

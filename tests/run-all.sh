@@ -44,7 +44,7 @@ fi
 mdbook --version
 
 # One feature set for the lints and tests, so nothing is built twice.
-features=(--workspace --features fogkit-tests/mpi,fogkit-tests/metrics)
+features=(--workspace --features fogkit-tests/mpi,fogkit-tests/metrics,fogkit/serde)
 
 # The kernel (toolkit/kernel) is a workspace of its own, built where setup.sh built it.
 kernel=(--manifest-path toolkit/kernel/Cargo.toml --release --locked)
@@ -55,6 +55,12 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path toolkit/kernel/Cargo.toml -- --check
 cargo clippy "${features[@]}" --all-targets --quiet -- -D warnings
 CARGO_TARGET_DIR="$kernel_target" cargo clippy "${kernel[@]}" --all-targets --quiet -- -D warnings
+
+step "the declared minimum Rust (rust-version 1.81) builds fogkit (default, mpi and serde features)"
+if ! cargo +1.81 --version >/dev/null 2>&1; then
+    rustup toolchain install 1.81 --profile minimal
+fi
+CARGO_TARGET_DIR="$CARGO_TARGET_DIR/msrv" cargo +1.81 check -p fogkit --locked --features mpi,serde --quiet
 
 step "the API documentation (cargo doc; a warning, a broken link or an undocumented item fails)"
 RUSTDOCFLAGS="-D warnings" cargo doc -p fogkit --no-deps --features metrics,serde --quiet

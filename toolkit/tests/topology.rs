@@ -336,6 +336,10 @@ fn a_deserialized_topology_is_checked_like_from_weights() {
             r#"{"n": 18446744073709551615, "w": []}"#,
             "weights, found 0",
         ),
+        (
+            r#"{"n": 1, "w": [1.0], "extra": 2}"#,
+            "unknown field `extra`",
+        ),
     ] {
         let err = serde_json::from_str::<Topology>(bad)
             .unwrap_err()

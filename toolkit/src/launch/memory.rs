@@ -2,7 +2,7 @@
 //! the operating system. A training step frees and allocates the same large buffers every
 //! step (each layer's outputs and their gradients); glibc's defaults give them back, so
 //! every step page-faults them in again and zeroes fresh pages (a LeNet-5 step on the CPU
-//! spent 10-25% of its time there: see the README's training throughput). [`run`] and
+//! spent 10-25% of its time there: see the book's Benchmarks page, training throughput). [`run`] and
 //! [`init`] set it once per process; `FOGKIT_KEEP_MEMORY=0` leaves the allocator's defaults.
 //!
 //! It never changes what is allocated or its contents, only when freed memory returns to

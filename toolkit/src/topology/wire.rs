@@ -1,7 +1,7 @@
 //! `Topology` as data (feature `serde`): it serializes as `{"n": N, "w": [row-major N x N]}`
 //! and deserializes only through [`Topology::from_weights`]'s checks, so a file can never
-//! produce a topology that a generator could not. This module never touches the network
-//! or the file system.
+//! produce a topology that `from_weights` would refuse (a matrix that is not square, or a
+//! weight that is not finite). This module never touches the network or the file system.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +10,7 @@ use crate::{Error, Result};
 
 /// The wire form: the rank count and the row-major weights, unchecked.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct Weights {
     n: usize,
     w: Vec<f64>,
