@@ -56,10 +56,19 @@ fn bad_arguments_say_what_was_expected() {
     assert!(stderr.contains("expected a rank count N"), "{stderr}");
 }
 
+/// The repository's root and its README.
+fn readme() -> (std::path::PathBuf, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("the repository");
+    let text = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    (root, text)
+}
+
 /// The README's "Ten lines" block, and the same lines in `programs/readme.rs`.
 fn readme_example() -> (String, String) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let (root, readme) = readme();
     let section = readme
         .split("## Ten lines")
         .nth(1)
@@ -115,8 +124,7 @@ fn the_readme_example_is_the_program_and_prints_every_rank() {
 /// changes a file cannot leave an old number in the README.
 #[test]
 fn the_readme_quotes_the_results_files_as_written() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let (root, readme) = readme();
     let results = root.join("tutorials/src/results");
     for file in [
         "bias_table.md",
@@ -164,11 +172,7 @@ fn the_readme_quotes_the_results_files_as_written() {
 /// `Cargo.toml` (a path in place of the git URL) and `src/main.rs` build and run.
 #[test]
 fn a_crate_of_ones_own_builds_with_the_readmes_lines() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("the repository");
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let (root, readme) = readme();
     let section = readme
         .split("## Use fogkit in your own crate")
         .nth(1)
@@ -244,8 +248,7 @@ fn a_crate_of_ones_own_builds_with_the_readmes_lines() {
 /// Every relative link in the README names a file or directory of the repository.
 #[test]
 fn every_link_in_the_readme_resolves() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let (root, readme) = readme();
     let mut broken = Vec::new();
     for (at, _) in readme.match_indices("](") {
         let rest = &readme[at + 2..];

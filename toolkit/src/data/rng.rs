@@ -152,11 +152,6 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, Rng::for_rank(5, 0).next_u64());
     }
-}
-
-#[cfg(test)]
-mod pinned {
-    use super::Rng;
 
     /// The integer and uniform draws are the same bits everywhere (pure arithmetic).
     #[test]
