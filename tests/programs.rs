@@ -270,3 +270,88 @@ fn every_link_in_the_readme_resolves() {
         "README.md names a DESIGN.md the repository lacks"
     );
 }
+
+/// Each output feature pulls only its own crate: a progress bar costs no polars build, a
+/// figure no polars, a frame no plotly (read from `cargo tree`, the lock file's view).
+#[test]
+fn each_output_feature_pulls_only_what_it_needs() {
+    let (root, _) = readme();
+    let tree = |feature: &str| {
+        let o = Command::new(env!("CARGO"))
+            .args([
+                "tree",
+                "--locked",
+                "--offline",
+                "-p",
+                "fogkit",
+                "-e",
+                "normal",
+            ])
+            .args([
+                "--prefix",
+                "none",
+                "--format",
+                "{p}",
+                "--no-default-features",
+            ])
+            .args(["--features", feature])
+            .current_dir(&root)
+            .output()
+            .expect("cargo tree starts");
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "cargo tree --features {feature} failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out.lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    let expect = [
+        ("frames", "polars", ["plotly", "indicatif"]),
+        ("figures", "plotly", ["polars", "indicatif"]),
+        ("progress", "indicatif", ["polars", "plotly"]),
+    ];
+    for (feature, wanted, unwanted) in expect {
+        let crates = tree(feature);
+        assert!(
+            crates.contains(wanted),
+            "--features {feature} should pull {wanted}; it pulls {} crates without it",
+            crates.len()
+        );
+        for u in unwanted {
+            assert!(
+                !crates.contains(u),
+                "--features {feature} pulls {u}, which it does not need"
+            );
+        }
+    }
+    let all = tree("metrics");
+    for c in ["polars", "plotly", "indicatif"] {
+        assert!(all.contains(c), "--features metrics should pull {c}");
+    }
+}
+
+/// The CHANGELOG has an entry, dated, for the version the workspace declares.
+#[test]
+fn the_changelog_dates_the_declared_version() {
+    let (root, _) = readme();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let version = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("a version line in the workspace's Cargo.toml");
+    let log = std::fs::read_to_string(root.join("toolkit/CHANGELOG.md")).unwrap();
+    let heading = format!("## {version} (");
+    let entry = log
+        .lines()
+        .find(|l| l.starts_with(&heading))
+        .unwrap_or_else(|| panic!("toolkit/CHANGELOG.md has no entry {heading:?}...)"));
+    let date = &entry[heading.len()..];
+    assert!(
+        date.len() >= 10 && date[..10].chars().all(|c| c.is_ascii_digit() || c == '-'),
+        "the entry for {version} should start with its date (YYYY-MM-DD), found {entry:?}"
+    );
+}

@@ -56,6 +56,11 @@ cargo fmt --manifest-path toolkit/kernel/Cargo.toml -- --check
 cargo clippy "${features[@]}" --all-targets --quiet -- -D warnings
 CARGO_TARGET_DIR="$kernel_target" cargo clippy "${kernel[@]}" --all-targets --quiet -- -D warnings
 
+step "each of fogkit's output features builds on its own (frames, figures, progress)"
+for feature in frames figures progress; do
+    cargo clippy -p fogkit --features "$feature" --quiet -- -D warnings
+done
+
 step "the declared minimum Rust (rust-version 1.81) builds fogkit (default, mpi and serde features)"
 if ! cargo +1.81 --version >/dev/null 2>&1; then
     rustup toolchain install 1.81 --profile minimal

@@ -70,7 +70,7 @@ fn command() -> Command {
         .arg(Arg::new("topology").long("topology").value_parser(["ring", "exponential-two", "symmetric-exponential", "fully-connected"]).default_value("ring").help("The static topology"))
         .arg(Arg::new("partition").long("partition").value_name("P").default_value("iid").help("iid or dirichlet=ALPHA"))
         .arg(num("seed", "1", "Seed of the weights, shares and batches"))
-        .arg(Arg::new("metrics").long("metrics").value_name("FILE").help("Write per-epoch metrics to FILE.parquet or FILE.csv (needs --features metrics)"))
+        .arg(Arg::new("metrics").long("metrics").value_name("FILE").help("Write per-epoch metrics to FILE.parquet or FILE.csv (needs --features frames)"))
 }
 
 /// A value of `id`, parsed, or an error in clap's words (exit code 2).
@@ -168,10 +168,10 @@ fn run<M: Network>(a: &Args, data: &Split) -> fogkit::Result<()> {
             seed: a.seed,
             steps_per_epoch: a.steps,
         };
-        #[cfg(feature = "metrics")]
+        #[cfg(feature = "frames")]
         let mut metrics =
             fogkit::metrics::Metrics::new(format!("{} {}", M::NAME, a.method.name()), bf.rank());
-        #[cfg(feature = "metrics")]
+        #[cfg(feature = "progress")]
         let bar = fogkit::progress::Progress::new(
             bf.rank(),
             a.epochs as u64,
@@ -189,9 +189,10 @@ fn run<M: Network>(a: &Args, data: &Split) -> fogkit::Result<()> {
                     r.bytes_per_step / 1024.0
                 );
             }
-            #[cfg(feature = "metrics")]
+            #[cfg(feature = "progress")]
+            bar.inc(1);
+            #[cfg(feature = "frames")]
             {
-                bar.inc(1);
                 let _ = metrics.record_all(
                     r.steps as u64,
                     &[
@@ -204,9 +205,10 @@ fn run<M: Network>(a: &Args, data: &Split) -> fogkit::Result<()> {
                 );
             }
         })?;
-        #[cfg(feature = "metrics")]
+        #[cfg(feature = "progress")]
+        bar.finish();
+        #[cfg(feature = "frames")]
         {
-            bar.finish();
             if let (Some(path), Some(mut df)) = (&a.metrics, metrics.gather(bf)?) {
                 fogkit::metrics::save(&mut df, path)?;
             }
@@ -262,10 +264,10 @@ fn main() {
 }
 
 fn train_with(a: &Args) -> fogkit::Result<()> {
-    #[cfg(not(feature = "metrics"))]
+    #[cfg(not(feature = "frames"))]
     if a.metrics.is_some() {
         return Err(Error::InvalidArgument(
-            "--metrics needs the example built with --features metrics".into(),
+            "--metrics needs the example built with --features frames (or metrics)".into(),
         ));
     }
     let data = match a.data.split_once('=') {

@@ -33,8 +33,9 @@
 //! and their per-rank engine [`ops::Comm`], which [`Fog`] fronts) over [`transport`] (how
 //! bytes move; [`transport::connect`] chooses one) over [`topology`] (pure math). Beside
 //! them: [`launch`] ([`run`] and `fogrun`), [`tensor`] (what can be communicated),
-//! [`timeline`] (Chrome traces of every op), [`nn`], [`train`], [`data`], and with the
-//! `metrics` feature `metrics`, `plot` and `progress`.
+//! [`timeline`] (Chrome traces of every op), [`nn`], [`train`], [`data`], and behind
+//! features `metrics` (frames: `frames`), `plot` (figures: `figures`) and `progress`
+//! (bars: `progress`); the feature `metrics` turns on all three.
 
 #![warn(missing_docs)]
 
@@ -44,14 +45,14 @@ pub mod experiments;
 mod fog;
 pub mod launch;
 mod linalg;
-#[cfg(feature = "metrics")]
+#[cfg(feature = "frames")]
 pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod optim;
-#[cfg(feature = "metrics")]
+#[cfg(feature = "figures")]
 pub mod plot;
-#[cfg(feature = "metrics")]
+#[cfg(feature = "progress")]
 pub mod progress;
 pub mod tensor;
 pub mod timeline;
@@ -67,24 +68,25 @@ pub use launch::{
 
 /// Re-exported so notebooks and programs need not name dfdx separately.
 pub use dfdx;
-/// Re-exported (feature `metrics`) so notebooks can name frame and figure types.
-#[cfg(feature = "metrics")]
+/// Re-exported (feature `figures`) so notebooks can name figure types.
+#[cfg(feature = "figures")]
 pub use plotly;
-#[cfg(feature = "metrics")]
+/// Re-exported (feature `frames`) so notebooks can name frame types.
+#[cfg(feature = "frames")]
 pub use polars;
 /// Re-exported so programs can mark their own timeline spans (`fogkit::tracing::info_span!`).
 pub use tracing;
 
 /// Everything a rank's code usually needs.
 pub mod prelude {
-    #[cfg(feature = "metrics")]
+    #[cfg(feature = "frames")]
     pub use crate::metrics::{FrameDisplay, Metrics};
     pub use crate::ops::{Handle, NeighborWeights, ReduceOp};
-    #[cfg(feature = "metrics")]
+    #[cfg(all(feature = "frames", feature = "figures"))]
     pub use crate::plot::Convergence;
     pub use crate::tensor::{Communicable, Element};
     pub use crate::topology::{self, Topology};
     pub use crate::{run, run_with, Config, Error, Fog, Ranks};
-    #[cfg(feature = "metrics")]
+    #[cfg(feature = "frames")]
     pub use polars::prelude::{col, lit, DataFrame, IntoLazy};
 }
