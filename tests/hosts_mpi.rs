@@ -1,7 +1,7 @@
 //! fogkit across hosts: network namespaces on a bridge (`fogkit_tests::hosts`), MPI over
 //! TCP between them. Every collective bit for bit against in-process ranks, the ranks'
-//! places as laid out, the hierarchical op against its dense definition, training to the
-//! same parameters, and a host cut off mid-run: the job ends, names the host, and leaves
+//! places as laid out, the hierarchical op against its dense definition, one-sided windows
+//! over RMA between hosts, training to the same parameters, and a host cut off mid-run: the job ends, names the host, and leaves
 //! no process behind. Needs root (the CI machine is); elsewhere these tests say so and
 //! pass without running, unless FOGKIT_REQUIRE_HOSTS=1.
 
@@ -16,6 +16,7 @@ const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
 const COLLECTIVES: &str = env!("CARGO_BIN_EXE_fogkit-collectives");
 const LAYOUT: &str = env!("CARGO_BIN_EXE_fogkit-layout");
 const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+const WINDOWS: &str = env!("CARGO_BIN_EXE_fogkit-windows");
 
 /// Test hosts, or `None` (after saying why) where this machine cannot make them.
 fn hosts(n: usize) -> Option<Hosts> {
@@ -70,6 +71,43 @@ fn same_as_in_process(n_hosts: usize, slots: usize) {
         .collect();
     assert_eq!(sorted_lines(&o.stdout, "rank "), want, "{what}");
 
+    // One-sided windows between hosts go over MPI RMA epochs (shared memory only within
+    // a host): every op against hand-computed values, and the bits of in-process ranks.
+    let o = fogrun_on(&h, slots, WINDOWS, &[&n.to_string()], &[]);
+    assert_eq!(o.code, 0, "{what} windows: {}", o.stderr);
+    let mut want = fogkit::run(n, fogkit_tests::windows::window_line)
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    want.sort();
+    assert_eq!(sorted_lines(&o.stdout, "rank "), want, "{what} windows");
+    let o = fogrun_on(&h, slots, WINDOWS, &[&n.to_string(), "--optimizers"], &[]);
+    assert_eq!(o.code, 0, "{what} window optimizers: {}", o.stderr);
+    let mut want = fogkit::run(n, fogkit_tests::window_training::window_optimizer_line)
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    want.sort();
+    assert_eq!(
+        sorted_lines(&o.stdout, "rank "),
+        want,
+        "{what} window optimizers"
+    );
+    // Asynchronous push-sum between hosts, rank 1 five times slower: the average to 1e-8.
+    let o = fogrun_on(&h, slots, WINDOWS, &[&n.to_string(), "--async", "2"], &[]);
+    assert_eq!(o.code, 0, "{what} push-sum: {}", o.stderr);
+    let lines = sorted_lines(&o.stdout, "rank ");
+    assert_eq!(lines.len(), n, "{}", o.stdout);
+    for l in &lines {
+        let error: f64 = l
+            .split_whitespace()
+            .skip_while(|w| *w != "error")
+            .nth(1)
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(f64::NAN);
+        assert!(error < 1e-8, "{what} push-sum: {l}");
+    }
+
     let args = [
         "--model", "mlp", "--data", "mnist", "--steps", "4", "--batch", "16", "--epochs", "1",
     ];
@@ -92,6 +130,39 @@ fn two_hosts_of_two_ranks_equal_in_process_ranks_bit_for_bit() {
 #[test]
 fn four_hosts_of_one_rank_equal_in_process_ranks_bit_for_bit() {
     same_as_in_process(4, 1);
+}
+
+#[test]
+fn a_window_of_2_55e7_f32_moves_between_hosts_without_deadlock() {
+    // 102 MB per rank over RMA in pieces, between 2 hosts; every element checked by each
+    // rank, the run's deadline bounds the time.
+    let Some(h) = hosts(2) else { return };
+    let o = fogrun_on(&h, 1, WINDOWS, &["2", "--large", "25500000"], &[]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(sorted_lines(&o.stdout, "rank ").len(), 2, "{}", o.stdout);
+    drop(h);
+}
+
+#[test]
+fn windows_between_hosts_over_an_osc_that_refuses_threads_fail_saying_what_to_change() {
+    // Open MPI 4's osc/pt2pt refuses MPI_THREAD_MULTIPLE (fogrun leaves it out unless the
+    // user names an osc, as here): every rank's window creation fails with a message, the
+    // job ends, nothing aborts without saying why.
+    let Some(h) = hosts(2) else { return };
+    let opts = h.fogrun_args(1).expect("hostfile");
+    let mut a: Vec<&str> = vec!["-np", "2", "--mca", "osc", "pt2pt"];
+    a.extend(opts.iter().map(String::as_str));
+    a.extend([WINDOWS, "2"]);
+    let o = run(FOGRUN, &a, &[], 120);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stderr
+            .contains("MPI could not make an RMA window between these hosts")
+            && o.stderr.contains("--mca osc ^pt2pt"),
+        "{}",
+        o.stderr
+    );
+    drop(h);
 }
 
 #[test]

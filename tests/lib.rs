@@ -7,6 +7,7 @@ use fogkit::prelude::*;
 pub mod forms;
 pub mod hosts;
 pub mod process;
+pub mod window_training;
 pub mod windows;
 
 /// A deterministic, irregular value for rank `r`, element `k`.

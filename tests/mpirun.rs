@@ -118,6 +118,48 @@ fn windows_under_mpirun_conserve_under_stress_and_push_sum_converges_with_a_slow
 }
 
 #[test]
+fn window_optimizers_under_mpirun_equal_in_process_and_train_with_a_slow_rank() {
+    // In lockstep (every rank stepping in turn) win_put and push-sum are DSGD over the
+    // ring (tests/one_sided.rs, to 1e-12); here the same runs as processes give the
+    // in-process bits, over both window paths.
+    let mut want = fogkit::run(4, fogkit_tests::window_training::window_optimizer_line)
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    want.sort();
+    for path in ["auto", "rma"] {
+        let env = [("FOGKIT_MPI_WINDOWS", path)];
+        let o = fogrun(4, WINDOWS, &["4", "--optimizers"], &env, 240);
+        assert_eq!(o.code, 0, "{path}\n{}\n{}", o.stdout, o.stderr);
+        assert_eq!(sorted_lines(&o.stdout, "rank "), want, "{path}");
+    }
+    // Push-sum with rank 1 five times slower, each process at its own pace: every rank
+    // within 5% of the optimum, and the slow one took fewer steps.
+    let field = |l: &str, k: &str| -> f64 {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let i = w.iter().position(|x| *x == k).unwrap();
+        w[i + 1].parse().unwrap()
+    };
+    for path in ["auto", "rma"] {
+        let env = [("FOGKIT_MPI_WINDOWS", path)];
+        let o = fogrun(4, WINDOWS, &["4", "--train-slow", "0.7"], &env, 240);
+        assert_eq!(o.code, 0, "{path}\n{}\n{}", o.stdout, o.stderr);
+        let lines = sorted_lines(&o.stdout, "rank ");
+        assert_eq!(lines.len(), 4, "{}", o.stdout);
+        for l in &lines {
+            assert!(
+                field(l, "distance") < 0.05 * field(l, "start"),
+                "{path}: {l}"
+            );
+        }
+        assert!(
+            field(&lines[0], "steps") > field(&lines[1], "steps"),
+            "{path}: the slow rank took fewer steps: {lines:?}"
+        );
+    }
+}
+
+#[test]
 fn every_optimizer_over_every_communication_is_bit_identical_under_mpirun() {
     // The cases of tests/optim.rs (which checks them against the matrix forms), 8 ranks in
     // 2 emulated machines of 4.

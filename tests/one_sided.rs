@@ -123,65 +123,25 @@ fn a_held_mutex_is_held_by_one_rank_at_a_time() {
 
 // The window optimizers (fogkit::optim::WindowOptimizer).
 
-use fogkit::data::LeastSquares;
 use fogkit::optim::{Method, Optimizer, WindowOptimizer};
 use fogkit::topology;
+use fogkit_tests::window_training::{push_sum_with_a_slow_rank, train_ring, x_star, WindowKind};
 
-fn problem(rank: usize, spread: f64) -> LeastSquares {
-    LeastSquares::heterogeneous(11, rank, 40, 6, spread)
-}
-
-/// `steps` steps of least squares on 4 ranks of a ring: `make` builds each rank's
-/// optimizer; returns every rank's parameters.
-fn train_ring(steps: usize, make: WindowKind) -> Vec<Vec<f64>> {
-    fogkit::run(4, |bf| {
-        bf.set_topology(topology::ring(4))?;
-        let p = problem(bf.rank(), 0.5);
-        let mut x = vec![0.0; p.dim()];
-        let local = Optimizer::new(Method::Dsgd).lr(0.05);
-        match make {
-            WindowKind::Dsgd => {
-                let mut opt = local;
-                for _ in 0..steps {
-                    let g = p.grad_of(&x)?;
-                    opt.step(bf, &mut x, &g)?;
-                }
-            }
-            WindowKind::WinPut | WindowKind::PushSum => {
-                let mut opt = if make == WindowKind::WinPut {
-                    WindowOptimizer::win_put(bf, local, &x)?
-                } else {
-                    WindowOptimizer::push_sum(bf, local, &x)?
-                }
-                .lockstep(true);
-                for _ in 0..steps {
-                    let g = p.grad_of(&x)?;
-                    opt.step(&mut x, &g)?;
-                }
-                opt.free()?;
-            }
-        }
-        Ok(x)
-    })
-    .unwrap()
-    .into_vec()
-    .unwrap()
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum WindowKind {
-    Dsgd,
-    WinPut,
-    PushSum,
+/// Every rank's parameters after `steps` steps of `kind` on 4 ranks of a ring.
+fn ring_of_4(steps: usize, kind: WindowKind) -> Vec<Vec<f64>> {
+    fogkit::run(4, |bf| train_ring(bf, steps, kind))
+        .unwrap()
+        .into_vec()
+        .unwrap()
 }
 
 #[test]
 fn window_optimizers_in_lockstep_are_dsgd() {
     // Over a ring (regular, weights 1/3) with every rank stepping in turn, both window
     // optimizers are x = W(x - gamma g): DSGD (ATC), to rounding.
-    let dsgd = train_ring(60, WindowKind::Dsgd);
+    let dsgd = ring_of_4(60, WindowKind::Dsgd);
     for kind in [WindowKind::WinPut, WindowKind::PushSum] {
-        let got = train_ring(60, kind);
+        let got = ring_of_4(60, kind);
         for (a, b) in got.iter().zip(&dsgd) {
             for (u, v) in a.iter().zip(b) {
                 assert!((u - v).abs() < 1e-12, "{u} against DSGD's {v}");
@@ -197,29 +157,9 @@ fn push_sum_optimizer_trains_with_a_rank_five_times_slower() {
     // Identically distributed data (spread 0): the ranks share one optimum, and push-sum
     // gets there with no rank waiting for the slow one.
     let n = 4;
-    let (h, c) = (0..n).fold((vec![0.0; 36], vec![0.0; 6]), |(mut h, mut c), r| {
-        let (hr, cr) = problem(r, 0.0).normal_equations();
-        h.iter_mut().zip(hr).for_each(|(a, b)| *a += b);
-        c.iter_mut().zip(cr).for_each(|(a, b)| *a += b);
-        (h, c)
-    });
-    let x_star = fogkit::data::solve_spd(&h, &c).unwrap();
+    let x_star = x_star(n, 0.0);
     let out = fogkit::run(n, |bf| {
-        bf.set_topology(topology::ring(n))?;
-        let p = problem(bf.rank(), 0.0);
-        let mut x = vec![0.0; p.dim()];
-        let local = Optimizer::new(Method::DmSgd).lr(0.05).momentum(0.5);
-        let mut opt = WindowOptimizer::push_sum(bf, local, &x)?;
-        let pace = std::time::Duration::from_micros(if bf.rank() == 1 { 1000 } else { 200 });
-        let start = std::time::Instant::now();
-        while start.elapsed() < std::time::Duration::from_millis(700) {
-            std::thread::sleep(pace);
-            let g = p.grad_of(&x)?;
-            opt.step(&mut x, &g)?;
-        }
-        let steps = opt.local().steps();
-        opt.free()?;
-        Ok((x, steps))
+        push_sum_with_a_slow_rank(bf, std::time::Duration::from_millis(700))
     })
     .unwrap()
     .into_vec()

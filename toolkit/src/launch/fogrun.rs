@@ -20,7 +20,9 @@ Options:
   --hostfile FILE            hosts to run on, one `HOST slots=K` per line
   --network-interface NET    the network between hosts: an interface name (eth0) or a
                              subnet (10.0.0.0/24), for MPI's data and its daemons
-  --mca KEY VALUE            an Open MPI parameter, passed to mpirun
+  --mca KEY VALUE            an Open MPI parameter, passed to mpirun (unless `osc` is
+                             given, fogrun passes `--mca osc ^pt2pt`: RMA windows
+                             between hosts then use osc/ucx, which takes threads)
   -x, --env NAME             forward the environment variable NAME as well
   --mpirun-arg ARG           one more argument for mpirun, as given
   --oversubscribe            allow more ranks than cores (default on this machine
@@ -220,6 +222,14 @@ impl Fogrun {
             }
             for (k, v) in &self.mca {
                 c.extend([s("--mca"), k.clone(), v.clone()]);
+            }
+            // RMA windows between hosts: Open MPI 4 would pick osc/pt2pt over TCP, which
+            // refuses the MPI_THREAD_MULTIPLE fogkit asks for; without it osc/ucx serves
+            // them (within a host osc/sm does, as before). The user's choice stands.
+            let osc_chosen = self.mca.iter().any(|(k, _)| k == "osc")
+                || std::env::var_os("OMPI_MCA_osc").is_some();
+            if !osc_chosen {
+                c.extend([s("--mca"), s("osc"), s("^pt2pt")]);
             }
             let mut names: Vec<String> = std::env::vars_os()
                 .filter_map(|(k, _)| k.into_string().ok())
@@ -431,6 +441,13 @@ mod tests {
         assert!(has(&["--mca", "btl", "tcp,self"]), "{c:?}");
         assert!(has(&["-x", "MY_VAR"]), "{c:?}");
         assert_eq!(c.last().map(String::as_str), Some("prog"));
+        // RMA between hosts needs an osc that takes MPI_THREAD_MULTIPLE; a user's choice wins.
+        if std::env::var_os("OMPI_MCA_osc").is_none() {
+            assert!(has(&["--mca", "osc", "^pt2pt"]), "{c:?}");
+        }
+        let own = Fogrun::parse(&["-np", "2", "--mca", "osc", "ucx", "prog"]).unwrap();
+        let c = own.command(2, true);
+        assert!(!c.iter().any(|w| w == "^pt2pt"), "{c:?}");
         assert_eq!(
             Fogrun::parse_all(&["--help"]).unwrap(),
             Parsed::Help,

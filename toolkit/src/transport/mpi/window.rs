@@ -203,24 +203,7 @@ impl OneSided for MpiTransport {
                     let shared = Some(Segments { bases });
                     return Ok(Win { raw, sizes, shared });
                 }
-                // SAFETY: a null window handle and base pointer to be filled in.
-                let mut raw: ffi::MPI_Win = unsafe { ffi::RSMPI_WIN_NULL };
-                let mut base: *mut u8 = std::ptr::null_mut();
-                // SAFETY: every process of the communicator makes this call (ops' window
-                // creation is collective); MPI owns the memory until MPI_Win_free.
-                check(
-                    unsafe {
-                        ffi::MPI_Win_allocate(
-                            bytes.max(8) as ffi::MPI_Aint,
-                            1,
-                            ffi::RSMPI_INFO_NULL,
-                            comm.handle(),
-                            &mut base as *mut *mut u8 as *mut c_void,
-                            &mut raw,
-                        )
-                    },
-                    "MPI_Win_allocate",
-                )?;
+                let (raw, base) = allocate_rma(comm.handle(), bytes)?;
                 zero_own(raw, comm.rank(), base, bytes)?;
                 let shared = None;
                 Ok(Win { raw, sizes, shared })
@@ -304,6 +287,56 @@ impl OneSided for MpiTransport {
             },
         )
     }
+}
+
+/// Allocates this process's memory of an RMA window. MPI's failure to make one returns
+/// here as an error that says what to change (MPI_ERRORS_RETURN for the call), instead of
+/// MPI_ERRORS_ARE_FATAL's abort: Open MPI 4's osc/pt2pt, the one it picks between hosts
+/// over TCP unless told otherwise, refuses MPI_THREAD_MULTIPLE; osc/ucx works.
+fn allocate_rma(comm: ffi::MPI_Comm, bytes: usize) -> Result<(ffi::MPI_Win, *mut u8)> {
+    // SAFETY: a null window handle and base pointer, and a handler, to be filled in.
+    let mut raw: ffi::MPI_Win = unsafe { ffi::RSMPI_WIN_NULL };
+    let mut base: *mut u8 = std::ptr::null_mut();
+    let mut fatal: ffi::MPI_Errhandler = unsafe { ffi::RSMPI_ERRORS_RETURN };
+    // SAFETY: a live communicator; its handler is put back below.
+    check(
+        unsafe { ffi::MPI_Comm_get_errhandler(comm, &mut fatal) },
+        "MPI_Comm_get_errhandler",
+    )?;
+    check(
+        unsafe { ffi::MPI_Comm_set_errhandler(comm, ffi::RSMPI_ERRORS_RETURN) },
+        "MPI_Comm_set_errhandler",
+    )?;
+    // SAFETY: every process of the communicator makes this call (ops' window creation is
+    // collective); MPI owns the memory until MPI_Win_free.
+    let rc = unsafe {
+        ffi::MPI_Win_allocate(
+            bytes.max(8) as ffi::MPI_Aint,
+            1,
+            ffi::RSMPI_INFO_NULL,
+            comm,
+            &mut base as *mut *mut u8 as *mut c_void,
+            &mut raw,
+        )
+    };
+    // SAFETY: the handler read above (get_errhandler's reference freed once restored).
+    let restored = check(
+        unsafe { ffi::MPI_Comm_set_errhandler(comm, fatal) },
+        "MPI_Comm_set_errhandler",
+    )
+    .and(check(
+        unsafe { ffi::MPI_Errhandler_free(&mut fatal) },
+        "MPI_Errhandler_free",
+    ));
+    if rc != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "MPI_Win_allocate failed with MPI error code {rc}: MPI could not make an RMA \
+             window between these hosts. fogkit asks for MPI_THREAD_MULTIPLE, which Open \
+             MPI 4's osc/pt2pt refuses; fogrun passes `--mca osc ^pt2pt` so that osc/ucx is \
+             used (under plain mpirun, pass it yourself)"
+        )));
+    }
+    restored.map(|()| (raw, base))
 }
 
 /// Allocates this process's segment of a shared window (lock word and region, zeroed) and
