@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fogkit::Config;
 use fogkit_tests::process::{
-    mpi_rank_process, parameter_sums, processes_running, run, sorted_lines, start_until, Out,
+    field, mpi_rank_process, parameter_sums, processes_running, run, sorted_lines, start_until, Out,
 };
 use fogkit_tests::scenario_line;
 
@@ -105,11 +105,6 @@ fn windows_under_mpirun_conserve_under_stress_and_push_sum_converges_with_a_slow
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     let lines = sorted_lines(&o.stdout, "rank ");
     assert_eq!(lines.len(), 4, "{}", o.stdout);
-    let field = |l: &str, k: &str| -> f64 {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        let i = w.iter().position(|x| *x == k).unwrap();
-        w[i + 1].parse().unwrap()
-    };
     for l in &lines {
         assert!(field(l, "error") < 1e-8, "{l}");
     }
@@ -135,11 +130,6 @@ fn window_optimizers_under_mpirun_equal_in_process_and_train_with_a_slow_rank() 
     }
     // Push-sum with rank 1 five times slower, each process at its own pace: every rank
     // within 5% of the optimum, and the slow one took fewer steps.
-    let field = |l: &str, k: &str| -> f64 {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        let i = w.iter().position(|x| *x == k).unwrap();
-        w[i + 1].parse().unwrap()
-    };
     for path in ["auto", "rma"] {
         let env = [("FOGKIT_MPI_WINDOWS", path)];
         let o = fogrun(4, WINDOWS, &["4", "--train-slow", "0.7"], &env, 240);

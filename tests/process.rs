@@ -183,6 +183,16 @@ pub fn sorted_lines(out: &str, prefix: &str) -> Vec<String> {
     v
 }
 
+/// The number after the word `key` in `line` (`rank 0 error 3e-9 iterations 12`: `error`
+/// gives 3e-9); NaN when there is none, which fails any bound a test puts on it.
+pub fn field(line: &str, key: &str) -> f64 {
+    line.split_whitespace()
+        .skip_while(|w| *w != key)
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// The `train` example's digest line ("parameter sums by rank: ..."), if it printed one.
 pub fn parameter_sums(out: &str) -> Option<String> {
     out.lines()

@@ -349,9 +349,22 @@ fn the_changelog_dates_the_declared_version() {
         .lines()
         .find(|l| l.starts_with(&heading))
         .unwrap_or_else(|| panic!("toolkit/CHANGELOG.md has no entry {heading:?}...)"));
-    let date = &entry[heading.len()..];
+    let date: Vec<&str> = entry[heading.len()..]
+        .get(..10)
+        .unwrap_or_default()
+        .split('-')
+        .collect();
+    let number = |i: usize, digits: usize| {
+        date.get(i)
+            .filter(|d| d.len() == digits)
+            .and_then(|d| d.parse::<u32>().ok())
+    };
+    let ok = matches!(
+        (number(0, 4), number(1, 2), number(2, 2)),
+        (Some(y), Some(m), Some(d)) if y >= 2024 && (1..=12).contains(&m) && (1..=31).contains(&d)
+    );
     assert!(
-        date.len() >= 10 && date[..10].chars().all(|c| c.is_ascii_digit() || c == '-'),
+        ok,
         "the entry for {version} should start with its date (YYYY-MM-DD), found {entry:?}"
     );
 }

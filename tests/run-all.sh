@@ -58,7 +58,7 @@ CARGO_TARGET_DIR="$kernel_target" cargo clippy "${kernel[@]}" --all-targets --qu
 
 step "each of fogkit's output features builds on its own (frames, figures, progress)"
 for feature in frames figures progress; do
-    cargo clippy -p fogkit --features "$feature" --quiet -- -D warnings
+    cargo clippy -p fogkit --features "$feature" --all-targets --quiet -- -D warnings
 done
 
 step "the declared minimum Rust (rust-version 1.81) builds fogkit (default, mpi and serde features)"

@@ -1,7 +1,8 @@
 //! Window optimizers on least squares, shared by the in-process and mpirun tests: every
 //! rank stepping in turn (lockstep, which must be DSGD over a regular ring), and push-sum
 //! with rank 1 five times slower (which must reach the optimum anyway). Each returns one
-//! rank's result, so the same code runs on threads and on processes.
+//! rank's result, so the same code runs on threads and on processes; none asserts (the
+//! tests that call them do).
 
 use std::time::{Duration, Instant};
 

@@ -22,7 +22,8 @@ fn main() {
         Some(Ok(n)) => n,
         _ => {
             eprintln!(
-                "usage: fogkit-windows N [--async SECS | --stress | --large LEN | --optimizers | --train-slow SECS]: expected a rank count N, found {:?}",
+                "usage: fogkit-windows N [--async SECS | --stress | --large LEN | --optimizers \
+                 | --train-slow SECS]: expected a rank count N, found {:?}",
                 args.get(1)
             );
             std::process::exit(2);

@@ -33,9 +33,10 @@
 //! and their per-rank engine [`ops::Comm`], which [`Fog`] fronts) over [`transport`] (how
 //! bytes move; [`transport::connect`] chooses one) over [`topology`] (pure math). Beside
 //! them: [`launch`] ([`run`] and `fogrun`), [`tensor`] (what can be communicated),
-//! [`timeline`] (Chrome traces of every op), [`nn`], [`train`], [`data`], and behind
-//! features `metrics` (frames: `frames`), `plot` (figures: `figures`) and `progress`
-//! (bars: `progress`); the feature `metrics` turns on all three.
+//! [`timeline`] (Chrome traces of every op), [`nn`], [`train`], [`data`], and three
+//! modules behind features: `metrics` (polars frames; feature `frames`), `plot` (plotly
+//! figures; feature `figures`) and `progress` (progress bars; feature `progress`). The
+//! feature `metrics` turns on all three.
 
 #![warn(missing_docs)]
 

@@ -38,7 +38,7 @@ struct Case {
     pad: usize,
 }
 
-const CASES: [Case; 4] = [
+const CASES: [Case; 5] = [
     Case {
         n: 2,
         h: 5,
@@ -67,6 +67,15 @@ const CASES: [Case; 4] = [
         stride: 3,
         pad: 1,
     },
+    // Many images of many pixels: each weight's gradient sums 11,200 products, where f32
+    // rounding in a naive reference would exceed the tolerance (hence its f64 sums).
+    Case {
+        n: 7,
+        h: 40,
+        w: 40,
+        stride: 1,
+        pad: 1,
+    },
 ];
 
 /// Returns (y, dx, dw, db) of `loss = sum(y * r)` by naive loops.
@@ -81,41 +90,48 @@ fn naive_conv(
     let oh = (case.h + 2 * case.pad - K) / case.stride + 1;
     let ow = (case.w + 2 * case.pad - K) / case.stride + 1;
     let dims = (case.n, C, case.h, case.w);
-    let mut y = vec![0.0; case.n * O * oh * ow];
-    let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; O]);
+    // Sums in f64: the reference must be more exact than what it checks (a large case sums
+    // thousands of products per weight).
+    let mut y = vec![0.0f64; case.n * O * oh * ow];
+    let (mut dx, mut dw, mut db) = (
+        vec![0.0f64; x.len()],
+        vec![0.0f64; w.len()],
+        vec![0.0f64; O],
+    );
     for i in 0..case.n {
         for o in 0..O {
             for oy in 0..oh {
                 for ox in 0..ow {
                     let out = ((i * O + o) * oh + oy) * ow + ox;
-                    let mut acc = b[o];
+                    let mut acc = b[o] as f64;
                     for c in 0..C {
                         for ki in 0..K {
                             for kj in 0..K {
                                 let iy = (oy * case.stride + ki) as isize - case.pad as isize;
                                 let ix = (ox * case.stride + kj) as isize - case.pad as isize;
                                 let wi = ((o * C + c) * K + ki) * K + kj;
-                                let v = at(x, dims, i, c, iy, ix);
-                                acc += w[wi] * v;
-                                dw[wi] += r[out] * v;
+                                let v = at(x, dims, i, c, iy, ix) as f64;
+                                acc += w[wi] as f64 * v;
+                                dw[wi] += r[out] as f64 * v;
                                 if iy >= 0
                                     && ix >= 0
                                     && (iy as usize) < case.h
                                     && (ix as usize) < case.w
                                 {
                                     dx[((i * C + c) * case.h + iy as usize) * case.w
-                                        + ix as usize] += r[out] * w[wi];
+                                        + ix as usize] += r[out] as f64 * w[wi] as f64;
                                 }
                             }
                         }
                     }
                     y[out] = acc;
-                    db[o] += r[out];
+                    db[o] += r[out] as f64;
                 }
             }
         }
     }
-    (y, dx, dw, db)
+    let f32s = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
+    (f32s(y), f32s(dx), f32s(dw), f32s(db))
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {

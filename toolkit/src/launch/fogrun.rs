@@ -20,9 +20,9 @@ Options:
   --hostfile FILE            hosts to run on, one `HOST slots=K` per line
   --network-interface NET    the network between hosts: an interface name (eth0) or a
                              subnet (10.0.0.0/24), for MPI's data and its daemons
-  --mca KEY VALUE            an Open MPI parameter, passed to mpirun (unless `osc` is
-                             given, fogrun passes `--mca osc ^pt2pt`: RMA windows
-                             between hosts then use osc/ucx, which takes threads)
+  --mca KEY VALUE            an Open MPI parameter, passed to mpirun (with hosts and
+                             no `osc` of yours, fogrun passes `--mca osc ^pt2pt`: RMA
+                             windows between hosts then use osc/ucx, which takes threads)
   -x, --env NAME             forward the environment variable NAME as well
   --mpirun-arg ARG           one more argument for mpirun, as given
   --oversubscribe            allow more ranks than cores (default on this machine
@@ -190,6 +190,27 @@ impl Fogrun {
         Ok(Parsed::Run(f))
     }
 
+    /// Whether the user chose Open MPI's one-sided component: `--mca osc`, `--mpirun-arg
+    /// --mca --mpirun-arg osc`, `OMPI_MCA_osc`, or an `osc` line in the user's own
+    /// `~/.openmpi/mca-params.conf`. (Not the system's file: Debian's excludes osc/ucx,
+    /// its comment citing open-mpi/ompi#8367, which leaves no component for windows
+    /// between hosts.)
+    fn osc_chosen(&self) -> bool {
+        let on_line = self.mca.iter().any(|(k, _)| k == "osc")
+            || self
+                .mpirun_args
+                .windows(2)
+                .any(|w| matches!(w[0].as_str(), "--mca" | "-mca" | "--gmca") && w[1] == "osc");
+        let own_file = std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(".openmpi/mca-params.conf"))
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .is_some_and(|t| {
+                t.lines()
+                    .any(|l| l.split('=').next().map(str::trim) == Some("osc"))
+            });
+        on_line || own_file || std::env::var_os("OMPI_MCA_osc").is_some()
+    }
+
     /// The mpirun command line, for a machine with `cores` cores; `openmpi` adds Open
     /// MPI's options (`-x` to forward environment variables, placement, interfaces,
     /// `--oversubscribe`, `--allow-run-as-root`).
@@ -224,11 +245,12 @@ impl Fogrun {
                 c.extend([s("--mca"), k.clone(), v.clone()]);
             }
             // RMA windows between hosts: Open MPI 4 would pick osc/pt2pt over TCP, which
-            // refuses the MPI_THREAD_MULTIPLE fogkit asks for; without it osc/ucx serves
-            // them (within a host osc/sm does, as before). The user's choice stands.
-            let osc_chosen = self.mca.iter().any(|(k, _)| k == "osc")
-                || std::env::var_os("OMPI_MCA_osc").is_some();
-            if !osc_chosen {
+            // refuses the MPI_THREAD_MULTIPLE fogkit asks for, or find none where the
+            // system's parameters exclude both pt2pt and ucx (Debian's do); this enables
+            // osc/ucx for them. Only for jobs given hosts (on one host osc/sm serves every
+            // window), and never over an osc the user chose.
+            let across_hosts = self.hostfile.is_some() || self.hosts.is_some();
+            if across_hosts && !self.osc_chosen() {
                 c.extend([s("--mca"), s("osc"), s("^pt2pt")]);
             }
             let mut names: Vec<String> = std::env::vars_os()
@@ -442,12 +464,28 @@ mod tests {
         assert!(has(&["-x", "MY_VAR"]), "{c:?}");
         assert_eq!(c.last().map(String::as_str), Some("prog"));
         // RMA between hosts needs an osc that takes MPI_THREAD_MULTIPLE; a user's choice wins.
-        if std::env::var_os("OMPI_MCA_osc").is_none() {
+        let chosen_here = Fogrun::parse(&["-np", "1", "p"]).unwrap().osc_chosen();
+        if !chosen_here {
             assert!(has(&["--mca", "osc", "^pt2pt"]), "{c:?}");
         }
-        let own = Fogrun::parse(&["-np", "2", "--mca", "osc", "ucx", "prog"]).unwrap();
-        let c = own.command(2, true);
-        assert!(!c.iter().any(|w| w == "^pt2pt"), "{c:?}");
+        for own in [
+            &["-np", "2", "-H", "a,b", "--mca", "osc", "ucx", "prog"][..],
+            &[
+                "-np",
+                "2",
+                "-H",
+                "a,b",
+                "--mpirun-arg",
+                "--mca",
+                "--mpirun-arg",
+                "osc",
+                "p",
+            ][..],
+            &["-np", "2", "prog"][..], // one host: osc/sm serves every window
+        ] {
+            let c = Fogrun::parse(own).unwrap().command(2, true);
+            assert!(!c.iter().any(|w| w == "^pt2pt"), "{c:?}");
+        }
         assert_eq!(
             Fogrun::parse_all(&["--help"]).unwrap(),
             Parsed::Help,

@@ -294,15 +294,18 @@ impl OneSided for MpiTransport {
 /// MPI_ERRORS_ARE_FATAL's abort: Open MPI 4's osc/pt2pt, the one it picks between hosts
 /// over TCP unless told otherwise, refuses MPI_THREAD_MULTIPLE; osc/ucx works.
 fn allocate_rma(comm: ffi::MPI_Comm, bytes: usize) -> Result<(ffi::MPI_Win, *mut u8)> {
-    // SAFETY: a null window handle and base pointer, and a handler, to be filled in.
-    let mut raw: ffi::MPI_Win = unsafe { ffi::RSMPI_WIN_NULL };
+    // SAFETY: reading MPI constants, as placeholders for the handles filled in below.
+    let (mut raw, mut previous): (ffi::MPI_Win, ffi::MPI_Errhandler) =
+        unsafe { (ffi::RSMPI_WIN_NULL, ffi::RSMPI_ERRORS_RETURN) };
     let mut base: *mut u8 = std::ptr::null_mut();
-    let mut fatal: ffi::MPI_Errhandler = unsafe { ffi::RSMPI_ERRORS_RETURN };
-    // SAFETY: a live communicator; its handler is put back below.
+    // SAFETY: a live communicator and a handle to fill in (freed below once restored).
     check(
-        unsafe { ffi::MPI_Comm_get_errhandler(comm, &mut fatal) },
+        unsafe { ffi::MPI_Comm_get_errhandler(comm, &mut previous) },
         "MPI_Comm_get_errhandler",
     )?;
+    // SAFETY: a live communicator and a predefined handler. While the window is made, other
+    // threads' calls on this communicator return their errors too: every call fogkit makes
+    // checks its return code.
     check(
         unsafe { ffi::MPI_Comm_set_errhandler(comm, ffi::RSMPI_ERRORS_RETURN) },
         "MPI_Comm_set_errhandler",
@@ -319,24 +322,40 @@ fn allocate_rma(comm: ffi::MPI_Comm, bytes: usize) -> Result<(ffi::MPI_Win, *mut
             &mut raw,
         )
     };
-    // SAFETY: the handler read above (get_errhandler's reference freed once restored).
+    // SAFETY: the handler read above, put back; then its reference from
+    // MPI_Comm_get_errhandler is released (the communicator keeps its own).
     let restored = check(
-        unsafe { ffi::MPI_Comm_set_errhandler(comm, fatal) },
+        unsafe { ffi::MPI_Comm_set_errhandler(comm, previous) },
         "MPI_Comm_set_errhandler",
     )
     .and(check(
-        unsafe { ffi::MPI_Errhandler_free(&mut fatal) },
+        unsafe { ffi::MPI_Errhandler_free(&mut previous) },
         "MPI_Errhandler_free",
     ));
     if rc != 0 {
         return Err(Error::InvalidArgument(format!(
-            "MPI_Win_allocate failed with MPI error code {rc}: MPI could not make an RMA \
-             window between these hosts. fogkit asks for MPI_THREAD_MULTIPLE, which Open \
-             MPI 4's osc/pt2pt refuses; fogrun passes `--mca osc ^pt2pt` so that osc/ucx is \
-             used (under plain mpirun, pass it yourself)"
+            "MPI_Win_allocate of {bytes} bytes failed with MPI error code {rc} ({}): MPI \
+             could not make an RMA window. Between hosts the likely cause is Open MPI 4's \
+             osc/pt2pt, which refuses the MPI_THREAD_MULTIPLE fogkit asks for: fogrun passes \
+             `--mca osc ^pt2pt` so that osc/ucx is used (under plain mpirun, pass it \
+             yourself)",
+            error_string(rc)
         )));
     }
     restored.map(|()| (raw, base))
+}
+
+/// MPI's own words for error code `rc`.
+fn error_string(rc: c_int) -> String {
+    let mut text = [0 as std::os::raw::c_char; ffi::MPI_MAX_ERROR_STRING as usize + 1];
+    let mut len: c_int = 0;
+    // SAFETY: a buffer of MPI_MAX_ERROR_STRING characters and a length to fill in.
+    let ok = unsafe { ffi::MPI_Error_string(rc, text.as_mut_ptr(), &mut len) } == 0;
+    let len = (len.max(0) as usize).min(text.len() - 1);
+    if !ok || len == 0 {
+        return "no description".into();
+    }
+    text[..len].iter().map(|&c| c as u8 as char).collect()
 }
 
 /// Allocates this process's segment of a shared window (lock word and region, zeroed) and
