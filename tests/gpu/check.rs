@@ -1,0 +1,241 @@
+//! The GPU checks (feature `cuda`), run where a GPU is by `tests/gpu/run.sh`: every
+//! collective and window op on dfdx `Cuda` tensors gives the bits it gives on `Cpu`
+//! tensors; one optimizer step of every rule on a model on the GPU lands within 1e-5 of
+//! the same step on the CPU (cuBLAS and gemm round differently); and the benchmark of
+//! neighbor_allreduce of 2.55e7 f32 against a device-side copy of the same bytes. Prints
+//! `ok NAME` or `FAIL NAME: why` per check and a summary; exits 1 if any failed. Never
+//! skips a check quietly: no GPU is a failure that says so.
+//!
+//! Usage: gpu_check [--ranks N] [--bench-only | --no-bench]
+
+use std::time::Instant;
+
+use fogkit::dfdx::prelude::*;
+use fogkit::optim::{parameters, set_parameters, Method, Optimizer};
+use fogkit::prelude::*;
+
+/// rank `r`'s input, element `k` (deterministic, irregular).
+fn input(r: usize, k: usize, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| fogkit_tests::value(r, k + i) as f32)
+        .collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn gpu() -> fogkit::Result<Cuda> {
+    Cuda::try_build(0, 0).map_err(|e| {
+        fogkit::Error::InvalidArgument(format!(
+            "expected a CUDA GPU (device 0) and its driver, found none: {e:?}"
+        ))
+    })
+}
+
+/// Each collective on a Cuda tensor and on the same Cpu tensor: the same bits.
+fn collectives(bf: &Fog) -> fogkit::Result<Vec<(String, bool)>> {
+    let (cpu, cuda) = (Cpu::default(), gpu()?);
+    let me = bf.rank();
+    let x = input(me, 0, 1000);
+    let xc = cpu.tensor_from_vec(x.clone(), (1000,));
+    let xg = cuda.tensor_from_vec(x, (1000,));
+    let mut out = Vec::new();
+    let mut same = |name: &str, a: Vec<f32>, b: Vec<f32>| {
+        out.push((format!("{name} (rank {me})"), bits(&a) == bits(&b)));
+    };
+    same(
+        "allreduce",
+        bf.allreduce(&xc)?.as_vec(),
+        bf.allreduce(&xg)?.as_vec(),
+    );
+    same(
+        "broadcast",
+        bf.broadcast(&xc, 1 % bf.size())?.as_vec(),
+        bf.broadcast(&xg, 1 % bf.size())?.as_vec(),
+    );
+    let cat = |v: Vec<Tensor<(usize,), f32, _>>| v.iter().flat_map(|t| t.as_vec()).collect();
+    let cat_g = |v: Vec<Tensor<(usize,), f32, Cuda>>| v.iter().flat_map(|t| t.as_vec()).collect();
+    same(
+        "allgather",
+        cat(bf.allgather(&xc)?),
+        cat_g(bf.allgather(&xg)?),
+    );
+    for (name, t) in [
+        ("ring", topology::ring(bf.size())),
+        ("exp2", topology::exponential_two(bf.size())),
+    ] {
+        bf.set_topology(t)?;
+        same(
+            &format!("neighbor_allreduce over {name}"),
+            bf.neighbor_allreduce(&xc)?.as_vec(),
+            bf.neighbor_allreduce(&xg)?.as_vec(),
+        );
+        same(
+            &format!("neighbor_allgather over {name}"),
+            cat(bf.neighbor_allgather(&xc)?),
+            cat_g(bf.neighbor_allgather(&xg)?),
+        );
+        let h = bf.neighbor_allreduce_nonblocking(&xg)?;
+        same(
+            &format!("neighbor_allreduce_nonblocking over {name}"),
+            bf.neighbor_allreduce(&xc)?.as_vec(),
+            h.wait()?.as_vec(),
+        );
+    }
+    // A window over a Cuda tensor: put to the ring's neighbours, then combine.
+    bf.set_topology(topology::ring(bf.size()))?;
+    let mut combined = Vec::new();
+    for x in [xc.as_vec(), xg.as_vec()] {
+        let win = if combined.is_empty() {
+            bf.win_create("gpu_check_cpu", &xc, true)?
+        } else {
+            bf.win_create("gpu_check_cuda", &xg, true)?
+        };
+        win.neighbor_win_put(&x)?;
+        bf.barrier()?;
+        combined.push(win.win_update()?);
+        bf.barrier()?;
+        win.win_free()?;
+    }
+    same(
+        "neighbor_win_put + win_update",
+        combined[0].clone(),
+        combined[1].clone(),
+    );
+    Ok(out)
+}
+
+/// Two steps of `method` on a Linear(8, 4) model on both devices: parameters within 1e-5.
+fn optimizer_step(bf: &Fog, method: Method) -> fogkit::Result<(String, bool)> {
+    let (cpu, cuda) = (Cpu::default(), gpu()?);
+    bf.set_topology(topology::ring(bf.size()))?;
+    let mut mc = cpu.build_module::<Linear<8, 4>, f32>();
+    fogkit::optim::broadcast_parameters(bf, &mut mc, 0)?;
+    let mut mg = cuda.build_module::<Linear<8, 4>, f32>();
+    set_parameters(&mut mg, &parameters(&mc))?;
+    let mut oc = Optimizer::new(method).lr(0.05);
+    let mut og = Optimizer::new(method).lr(0.05);
+    let x = input(bf.rank(), 7, 16 * 8);
+    let y = input(bf.rank(), 11, 16 * 4);
+    for _ in 0..2 {
+        let xc = cpu.tensor_from_vec(x.clone(), (16, Const::<8>));
+        let yc = cpu.tensor_from_vec(y.clone(), (16, Const::<4>));
+        let mut gc = mse_loss(mc.forward(xc.leaky_trace()), yc).backward();
+        oc.update(bf, &mut mc, &mut gc)?;
+        let xg = cuda.tensor_from_vec(x.clone(), (16, Const::<8>));
+        let yg = cuda.tensor_from_vec(y.clone(), (16, Const::<4>));
+        let mut gg = mse_loss(mg.forward(xg.leaky_trace()), yg).backward();
+        og.update(bf, &mut mg, &mut gg)?;
+    }
+    let (a, b) = (parameters(&mc), parameters(&mg));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(u, v)| (u - v).abs() / (1.0 + u.abs()))
+        .fold(0.0f32, f32::max);
+    Ok((
+        format!(
+            "{} step on the GPU (rank {}, worst {worst:.1e})",
+            method.name(),
+            bf.rank()
+        ),
+        worst <= 1e-5 && a.len() == b.len(),
+    ))
+}
+
+/// neighbor_allreduce of `len` f32 per rank over a ring on the GPU, against a kernel that
+/// reads and writes the same bytes on the device (scale by 1: what a copy moves).
+fn bench(bf: &Fog, len: usize) -> fogkit::Result<(f64, f64)> {
+    let cuda = gpu()?;
+    bf.set_topology(topology::ring(bf.size()))?;
+    let x = cuda.tensor_from_vec(vec![1.0f32 + bf.rank() as f32; len], (len,));
+    let mut best = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        bf.barrier()?;
+        let t = Instant::now();
+        let y = bf.neighbor_allreduce(&x)?;
+        cuda.try_synchronize()
+            .map_err(|e| fogkit::Error::Tensor(format!("{e:?}")))?;
+        best.0 = best.0.min(t.elapsed().as_secs_f64());
+        drop(y);
+        let t = Instant::now();
+        let z = x.clone() * 1.0;
+        cuda.try_synchronize()
+            .map_err(|e| fogkit::Error::Tensor(format!("{e:?}")))?;
+        best.1 = best.1.min(t.elapsed().as_secs_f64());
+        drop(z);
+    }
+    Ok(best)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    let ranks = match args
+        .iter()
+        .position(|a| a == "--ranks")
+        .map(|i| args.get(i + 1))
+    {
+        None => 4,
+        Some(Some(n)) if n.parse::<usize>().is_ok_and(|n| n > 0) => n.parse().unwrap_or(4),
+        Some(v) => {
+            eprintln!("gpu_check: --ranks expected a positive number, found {v:?}");
+            std::process::exit(2);
+        }
+    };
+    let mut results: Vec<(String, bool)> = Vec::new();
+    let mut failed_to_run = Vec::new();
+    if !flag("--bench-only") {
+        match fogkit::run(ranks, collectives) {
+            Ok(r) => r
+                .iter()
+                .for_each(|(_, v)| results.extend(v.iter().cloned())),
+            Err(e) => failed_to_run.push(format!("collectives: {e}")),
+        }
+        for m in Method::all() {
+            match fogkit::run(ranks, |bf| optimizer_step(bf, m)) {
+                Ok(r) => r.iter().for_each(|(_, v)| results.push(v.clone())),
+                Err(e) => failed_to_run.push(format!("{}: {e}", m.name())),
+            }
+        }
+    }
+    if !flag("--no-bench") {
+        for n in [2, 4] {
+            match fogkit::run(n, |bf| bench(bf, 25_500_000)) {
+                Ok(r) => {
+                    let (ar, copy) = r
+                        .iter()
+                        .map(|(_, t)| *t)
+                        .fold((0.0f64, 0.0f64), |a, t| (a.0.max(t.0), a.1.max(t.1)));
+                    println!(
+                        "bench neighbor_allreduce 2.55e7 f32, {n} ranks on one GPU: {:.2} ms; \
+                         device copy of the same bytes {:.2} ms; ratio {:.3}",
+                        ar * 1e3,
+                        copy * 1e3,
+                        copy / ar
+                    );
+                }
+                Err(e) => failed_to_run.push(format!("bench with {n} ranks: {e}")),
+            }
+        }
+    }
+    let mut failed = 0;
+    for (name, ok) in &results {
+        if *ok {
+            println!("ok {name}");
+        } else {
+            failed += 1;
+            println!("FAIL {name}");
+        }
+    }
+    for e in &failed_to_run {
+        println!("FAIL {e}");
+    }
+    failed += failed_to_run.len();
+    println!(
+        "gpu checks: {} passed, {failed} failed",
+        results.len() + failed_to_run.len() - failed
+    );
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}
