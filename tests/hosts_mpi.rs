@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use fogkit::Config;
 use fogkit_tests::hosts::{self, Hosts};
-use fogkit_tests::process::{field, parameter_sums, run, sorted_lines, start_until, Out};
+use fogkit_tests::process::{
+    field, in_process_lines, parameter_sums, run, sorted_lines, start_until, Out,
+};
 use fogkit_tests::scenario_line;
 
 const FOGRUN: &str = env!("CARGO_BIN_EXE_fogrun-under-test");
@@ -76,19 +78,11 @@ fn same_as_in_process(n_hosts: usize, slots: usize) {
     // a host): every op against hand-computed values, and the bits of in-process ranks.
     let o = fogrun_on(&h, slots, WINDOWS, &[&n.to_string()], &[]);
     assert_eq!(o.code, 0, "{what} windows: {}", o.stderr);
-    let mut want = fogkit::run(n, fogkit_tests::windows::window_line)
-        .unwrap()
-        .into_vec()
-        .unwrap();
-    want.sort();
+    let want = in_process_lines(n, fogkit_tests::windows::window_line);
     assert_eq!(sorted_lines(&o.stdout, "rank "), want, "{what} windows");
     let o = fogrun_on(&h, slots, WINDOWS, &[&n.to_string(), "--optimizers"], &[]);
     assert_eq!(o.code, 0, "{what} window optimizers: {}", o.stderr);
-    let mut want = fogkit::run(n, fogkit_tests::window_training::window_optimizer_line)
-        .unwrap()
-        .into_vec()
-        .unwrap();
-    want.sort();
+    let want = in_process_lines(n, fogkit_tests::window_training::window_optimizer_line);
     assert_eq!(
         sorted_lines(&o.stdout, "rank "),
         want,

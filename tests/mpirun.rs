@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use fogkit::Config;
 use fogkit_tests::process::{
-    field, mpi_rank_process, parameter_sums, processes_running, run, sorted_lines, start_until, Out,
+    field, in_process_lines, mpi_rank_process, parameter_sums, processes_running, run,
+    sorted_lines, start_until, Out,
 };
 use fogkit_tests::scenario_line;
 
@@ -59,11 +60,7 @@ fn every_window_op_is_bit_identical_under_mpirun() {
     // finds a difference fails the job); the digests compare MPI's bits with in-process.
     // Both MPI paths: shared memory (the default on one host) and RMA epochs.
     for np in 2usize..=8 {
-        let mut want = fogkit::run(np, fogkit_tests::windows::window_line)
-            .unwrap()
-            .into_vec()
-            .unwrap();
-        want.sort();
+        let want = in_process_lines(np, fogkit_tests::windows::window_line);
         for path in ["auto", "rma"] {
             let env = [("FOGKIT_MPI_WINDOWS", path)];
             let o = fogrun(np, WINDOWS, &[&np.to_string()], &env, 240);
@@ -117,11 +114,7 @@ fn window_optimizers_under_mpirun_equal_in_process_and_train_with_a_slow_rank() 
     // In lockstep (every rank stepping in turn) win_put and push-sum are DSGD over the
     // ring (tests/one_sided.rs, to 1e-12); here the same runs as processes give the
     // in-process bits, over both window paths.
-    let mut want = fogkit::run(4, fogkit_tests::window_training::window_optimizer_line)
-        .unwrap()
-        .into_vec()
-        .unwrap();
-    want.sort();
+    let want = in_process_lines(4, fogkit_tests::window_training::window_optimizer_line);
     for path in ["auto", "rma"] {
         let env = [("FOGKIT_MPI_WINDOWS", path)];
         let o = fogrun(4, WINDOWS, &["4", "--optimizers"], &env, 240);

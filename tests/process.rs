@@ -172,6 +172,20 @@ pub fn mpi_rank_process(program: &str, rank: usize) -> Option<u32> {
     })
 }
 
+/// The lines `line` gives on `n` in-process ranks, sorted: what a run of the same program
+/// under mpirun must print (its lines sorted with [`sorted_lines`]).
+pub fn in_process_lines(
+    n: usize,
+    line: impl Fn(&fogkit::Fog) -> fogkit::Result<String> + Sync,
+) -> Vec<String> {
+    let mut v = fogkit::run(n, line)
+        .expect("the in-process run")
+        .into_vec()
+        .expect("every rank's line");
+    v.sort();
+    v
+}
+
 /// The lines of `out` that start with `prefix`, sorted (ranks print in any order).
 pub fn sorted_lines(out: &str, prefix: &str) -> Vec<String> {
     let mut v: Vec<String> = out
