@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds fogkit's GPU checks (tests/gpu/check.rs, feature `cuda`) on a machine without a GPU
 # or a CUDA toolkit, from PyPI's CUDA 13.0 wheels, and puts the binary in tests/gpu/bin/
-# (git-ignored) for tests/gpu/run.sh on a GPU machine. Idempotent; about 1.5 GB of wheels
+# (git-ignored) for tests/gpu/run.sh on a GPU machine. Idempotent; about 1.1 GB of wheels
 # once, in ~/.cache/fogkit/cuda-venv.
 #
 # What dfdx 0.13's `cuda` feature needs at build time, and where it comes from here:
@@ -47,7 +47,10 @@ echo compute_cap
 echo "${FOGKIT_CUDA_COMPUTE_CAP:-9.0}"
 SMI
 chmod +x "$root/shim/nvidia-smi"
-export CUDA_ROOT="$root" PATH="$root/shim:$root/bin:$PATH"
+# dfdx's build script reads CUDA_PATH before CUDA_ROOT, and reruns on CUDA_COMPUTE_CAP only.
+unset CUDA_PATH
+cap="${FOGKIT_CUDA_COMPUTE_CAP:-9.0}"
+export CUDA_ROOT="$root" PATH="$root/shim:$root/bin:$PATH" CUDA_COMPUTE_CAP="${cap//./}"
 cargo build --release --locked -p fogkit-tests --features cuda --bin gpu_check
 mkdir -p tests/gpu/bin
 cp "$CARGO_TARGET_DIR/release/gpu_check" tests/gpu/bin/gpu_check

@@ -7,6 +7,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out="${OUT:-.}"
+if ! command -v python3 >/dev/null; then
+    echo "run.sh: needs python3 (with PyTorch's CUDA 13 wheels) to find cuBLAS" >&2
+    exit 2
+fi
 libs=$(python3 - <<'PY'
 import glob, os, site, sys
 dirs = set()
