@@ -33,6 +33,26 @@ fn gpu() -> fogkit::Result<Cuda> {
     })
 }
 
+/// The elements of several results, one after the other.
+fn cat<T: Communicable<Elem = f32>>(parts: &[T]) -> Vec<f32> {
+    parts.iter().flat_map(|t| t.flat().into_owned()).collect()
+}
+
+/// A window over `x`, put from `x` to the topology's neighbours, then combined.
+fn window_round<T: Communicable<Elem = f32>>(
+    bf: &Fog,
+    name: &str,
+    x: &T,
+) -> fogkit::Result<Vec<f32>> {
+    let win = bf.win_create(name, x, true)?;
+    win.neighbor_win_put(x)?;
+    bf.barrier()?;
+    let combined = win.win_update()?;
+    bf.barrier()?;
+    win.win_free()?;
+    Ok(combined)
+}
+
 /// Each collective on a Cuda tensor and on the same Cpu tensor: the same bits.
 fn collectives(bf: &Fog) -> fogkit::Result<Vec<(String, bool)>> {
     let (cpu, cuda) = (Cpu::default(), gpu()?);
@@ -46,13 +66,11 @@ fn collectives(bf: &Fog) -> fogkit::Result<Vec<(String, bool)>> {
         let ok = a.len() == len && bits(&a) == bits(&b);
         out.push((format!("{name} (rank {me})"), ok));
     };
-    let cat = |v: Vec<Tensor<(usize,), f32, Cpu>>| v.iter().flat_map(|t| t.as_vec()).collect();
-    let cat_g = |v: Vec<Tensor<(usize,), f32, Cuda>>| v.iter().flat_map(|t| t.as_vec()).collect();
     let (a, b) = (bf.allreduce(&xc)?, bf.allreduce(&xg)?);
     same("allreduce", a.as_vec(), b.as_vec(), 1000);
     let (a, b) = (bf.broadcast(&xc, 1 % n)?, bf.broadcast(&xg, 1 % n)?);
     same("broadcast", a.as_vec(), b.as_vec(), 1000);
-    let (a, b) = (cat(bf.allgather(&xc)?), cat_g(bf.allgather(&xg)?));
+    let (a, b) = (cat(&bf.allgather(&xc)?), cat(&bf.allgather(&xg)?));
     same("allgather", a, b, n * 1000);
     for (name, t) in [
         ("ring", topology::ring(n)),
@@ -68,8 +86,8 @@ fn collectives(bf: &Fog) -> fogkit::Result<Vec<(String, bool)>> {
             1000,
         );
         let (a, b) = (
-            cat(bf.neighbor_allgather(&xc)?),
-            cat_g(bf.neighbor_allgather(&xg)?),
+            cat(&bf.neighbor_allgather(&xc)?),
+            cat(&bf.neighbor_allgather(&xg)?),
         );
         same(
             &format!("neighbor_allgather over {name}"),
@@ -86,20 +104,11 @@ fn collectives(bf: &Fog) -> fogkit::Result<Vec<(String, bool)>> {
             1000,
         );
     }
-    // A window over each tensor, put from that tensor to the ring's neighbours, combined.
     bf.set_topology(topology::ring(n))?;
-    let on_cpu = bf.win_create("gpu_check_cpu", &xc, true)?;
-    on_cpu.neighbor_win_put(&xc)?;
-    bf.barrier()?;
-    let a = on_cpu.win_update()?;
-    bf.barrier()?;
-    on_cpu.win_free()?;
-    let on_gpu = bf.win_create("gpu_check_cuda", &xg, true)?;
-    on_gpu.neighbor_win_put(&xg)?;
-    bf.barrier()?;
-    let b = on_gpu.win_update()?;
-    bf.barrier()?;
-    on_gpu.win_free()?;
+    let (a, b) = (
+        window_round(bf, "gpu_check_cpu", &xc)?,
+        window_round(bf, "gpu_check_cuda", &xg)?,
+    );
     same("neighbor_win_put + win_update", a, b, 1000);
     Ok(out)
 }
