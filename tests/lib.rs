@@ -10,6 +10,22 @@ pub mod process;
 pub mod window_training;
 pub mod windows;
 
+/// `(mean, min, max)` from a benchmark's `samples/s MEAN [MIN MAX]` line in `stdout` (a
+/// single figure is its own min and max), or `None` where there is no such line.
+pub fn samples_line(stdout: &str) -> Option<(f64, f64, f64)> {
+    let line = stdout.lines().find(|l| l.starts_with("samples/s "))?;
+    let vals: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    match vals.as_slice() {
+        [m, lo, hi] => Some((*m, *lo, *hi)),
+        [m] => Some((*m, *m, *m)),
+        _ => None,
+    }
+}
+
 /// A deterministic, irregular value for rank `r`, element `k`.
 pub fn value(r: usize, k: usize) -> f64 {
     ((r * 13 + k * 5) as f64 * 0.731).sin() * 7.0 + (r as f64) * 0.1

@@ -54,4 +54,23 @@ export CUDA_ROOT="$root" PATH="$root/shim:$root/bin:$PATH" CUDA_COMPUTE_CAP="${c
 cargo build --release --locked -p fogkit-tests --features cuda --bin gpu_check
 mkdir -p tests/gpu/bin
 cp "$CARGO_TARGET_DIR/release/gpu_check" tests/gpu/bin/gpu_check
-echo "built tests/gpu/bin/gpu_check; on a GPU machine: tests/gpu/run.sh"
+# dfdx compiles some kernels with NVRTC at run time (concatenation, strided copies,
+# stack's backward), with include paths fixed at build time: CUDA's include directory
+# (for cuda_fp16.h) and its build directory (for its .cuh files). Carry those headers, and
+# the two paths, for run.sh to put them where the binary looks.
+out_dir=$(grep -a -o "$CARGO_TARGET_DIR/release/build/dfdx-[0-9a-f]*/out" tests/gpu/bin/gpu_check | sort -u)
+if [ "$(echo "$out_dir" | wc -l)" != 1 ] || [ ! -f "$out_dir/cuda_utils.cuh" ]; then
+    echo "build.sh: expected one dfdx build directory with cuda_utils.cuh in the binary, found: $out_dir" >&2
+    exit 1
+fi
+inc=tests/gpu/bin/include
+rm -rf "$inc"
+mkdir -p "$inc/cuda" "$inc/dfdx"
+cp "$root"/include/cuda_fp16.h "$root"/include/cuda_fp16.hpp "$inc/cuda/"
+cp "$out_dir"/*.cuh "$inc/dfdx/"
+printf 'cuda %s\ndfdx %s\n' "$root/include" "$out_dir" > "$inc/paths"
+dfdx_src=$(cargo metadata --format-version 1 --locked --features fogkit-tests/cuda 2>/dev/null \
+    | python3 -c 'import json,sys,os; print([os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"]=="dfdx"][0])')
+LD_LIBRARY_PATH="$cu13/lib" python3 tests/gpu/nvrtc_check.py "$cu13/lib/libnvrtc.so.13" \
+    "$dfdx_src" "$inc/cuda" "$inc/dfdx"
+echo "built tests/gpu/bin (gpu_check and the headers it compiles against); on a GPU machine: tests/gpu/run.sh"

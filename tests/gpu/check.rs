@@ -1,18 +1,23 @@
 //! The GPU checks (feature `cuda`), run where a GPU is by `tests/gpu/run.sh`: every
 //! collective and window op on dfdx `Cuda` tensors gives the bits it gives on `Cpu`
 //! tensors; one optimizer step of every rule on a model on the GPU lands within 1e-5 of
-//! the same step on the CPU (cuBLAS and gemm round differently); and the benchmark of
-//! neighbor_allreduce of 2.55e7 f32 against a device-side copy of the same bytes. Prints
-//! `ok NAME` or `FAIL NAME: why` per check and a summary; exits 1 if any failed. Never
-//! skips a check quietly: no GPU is a failure that says so.
+//! the same step on the CPU (cuBLAS and gemm round differently); convolution, pooling,
+//! LeNet-5, ResNet-20 and the training loop on the GPU agree with the CPU (`layers.rs`
+//! states the tolerances); and the benchmarks: neighbor_allreduce of 2.55e7 f32 against a
+//! device-side copy of the same bytes, and training samples/s against PyTorch
+//! (`training.rs`). Prints `ok NAME` or `FAIL NAME: why` per check and a summary; exits 1
+//! if any failed. Never skips a check quietly: no GPU is a failure that says so.
 //!
-//! Usage: gpu_check [--ranks N] [--bench-only | --no-bench]
+//! Usage: gpu_check [--ranks N] [--bench-only | --no-bench] [--torch PYTHON]
 
 use std::time::Instant;
 
 use fogkit::dfdx::prelude::*;
 use fogkit::optim::{parameters, set_parameters, Method, Optimizer};
 use fogkit::prelude::*;
+
+mod layers;
+mod training;
 
 /// rank `r`'s input, element `k` (deterministic, irregular).
 fn input(r: usize, k: usize, len: usize) -> Vec<f32> {
@@ -25,12 +30,9 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// GPU 0 (an error, not cudarc's panic, where there is no driver or GPU).
 fn gpu() -> fogkit::Result<Cuda> {
-    Cuda::try_build(0, 0).map_err(|e| {
-        fogkit::Error::InvalidArgument(format!(
-            "expected a CUDA GPU (device 0) and its driver, found none: {e:?}"
-        ))
-    })
+    <Cuda as fogkit::nn::ConvDevice>::for_rank(0, 0)
 }
 
 /// The elements of several results, one after the other.
@@ -198,62 +200,116 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let torch = match args
+        .iter()
+        .position(|a| a == "--torch")
+        .map(|i| args.get(i + 1))
+    {
+        None => None,
+        Some(Some(py)) if !py.starts_with("--") => Some(py.clone()),
+        Some(v) => {
+            eprintln!("gpu_check: --torch expected a python command, found {v:?}");
+            std::process::exit(2);
+        }
+    };
     if flag("--bench-only") && flag("--no-bench") {
         eprintln!("gpu_check: expected at most one of --bench-only and --no-bench, found both");
         std::process::exit(2);
     }
-    let mut results: Vec<(String, bool)> = Vec::new();
-    let mut failed_to_run = Vec::new();
+    let mut t = Tally::default();
     if !flag("--bench-only") {
-        match fogkit::run(ranks, collectives) {
-            Ok(r) => r
-                .iter()
-                .for_each(|(_, v)| results.extend(v.iter().cloned())),
-            Err(e) => failed_to_run.push(format!("collectives: {e}")),
-        }
+        // A first use of the run-time compiled kernels (dfdx compiles concatenation,
+        // strided copies and stack's backward with NVRTC, against headers it looks for
+        // where they were at build time: run.sh puts them there).
+        t.guard(
+            "dfdx's run-time kernels (concat, strided reshape, stack)",
+            || {
+                let g = gpu().map_err(|e| e.to_string())?;
+                layers::run_time_kernels(&g)
+            },
+        );
+        t.guard("collectives", || match fogkit::run(ranks, collectives) {
+            Ok(r) => Ok(r.iter().flat_map(|(_, v)| v.iter().cloned()).collect()),
+            Err(e) => Err(e.to_string()),
+        });
         for m in Method::all() {
-            match fogkit::run(ranks, |bf| optimizer_step(bf, m)) {
-                Ok(r) => r.iter().for_each(|(_, v)| results.push(v.clone())),
-                Err(e) => failed_to_run.push(format!("{}: {e}", m.name())),
-            }
+            t.guard(m.name(), || {
+                match fogkit::run(ranks, |bf| optimizer_step(bf, m)) {
+                    Ok(r) => Ok(r.iter().map(|(_, v)| v.clone()).collect()),
+                    Err(e) => Err(e.to_string()),
+                }
+            });
         }
+        t.guard("layers", || {
+            Ok(layers::layers(&gpu().map_err(|e| e.to_string())?))
+        });
+        t.guard("networks", || {
+            Ok(layers::networks(&gpu().map_err(|e| e.to_string())?))
+        });
+        t.guard("train", || Ok(layers::training()));
     }
     if !flag("--no-bench") {
         for n in [2, 4] {
-            match fogkit::run(n, |bf| bench(bf, 25_500_000)) {
-                Ok(r) => {
-                    let (ar, copy) = r
-                        .iter()
-                        .map(|(_, t)| *t)
-                        .fold((0.0f64, 0.0f64), |a, t| (a.0.max(t.0), a.1.max(t.1)));
-                    println!(
-                        "bench neighbor_allreduce 2.55e7 f32, {n} ranks on one GPU: {:.2} ms; \
-                         device copy of the same bytes {:.2} ms; ratio {:.3}",
-                        ar * 1e3,
-                        copy * 1e3,
-                        copy / ar
-                    );
-                }
-                Err(e) => failed_to_run.push(format!("bench with {n} ranks: {e}")),
-            }
+            t.guard(&format!("bench with {n} ranks"), || {
+                let r = fogkit::run(n, |bf| bench(bf, 25_500_000)).map_err(|e| e.to_string())?;
+                let (ar, copy) = r
+                    .iter()
+                    .map(|(_, t)| *t)
+                    .fold((0.0f64, 0.0f64), |a, t| (a.0.max(t.0), a.1.max(t.1)));
+                println!(
+                    "bench neighbor_allreduce 2.55e7 f32, {n} ranks on one GPU: {:.2} ms; \
+                     device copy of the same bytes {:.2} ms; ratio {:.3}",
+                    ar * 1e3,
+                    copy * 1e3,
+                    copy / ar
+                );
+                Ok(Vec::new())
+            });
         }
+        t.guard("training bench", || {
+            Ok(training::bench(4, torch.as_deref())
+                .into_iter()
+                .map(|e| (e, false))
+                .collect())
+        });
     }
-    let mut failed = 0;
-    for (name, ok) in &results {
-        if *ok {
+    println!("gpu checks: {} passed, {} failed", t.passed, t.failed);
+    std::process::exit(if t.failed == 0 { 0 } else { 1 });
+}
+
+/// The checks' results, printed as they come (a later crash loses none of them).
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, ok: bool) {
+        if ok {
+            self.passed += 1;
             println!("ok {name}");
         } else {
-            failed += 1;
+            self.failed += 1;
             println!("FAIL {name}");
         }
     }
-    for e in &failed_to_run {
-        println!("FAIL {e}");
+
+    /// Runs a group of checks; an error or a panic in it is one failure that says so.
+    fn guard(&mut self, group: &str, f: impl FnOnce() -> Result<Vec<(String, bool)>, String>) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(Ok(results)) => results.iter().for_each(|(n, ok)| self.record(n, *ok)),
+            Ok(Err(e)) => self.record(&format!("{group}: {e}"), false),
+            Err(p) => {
+                let why = p
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| p.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)");
+                self.record(&format!("{group}: panicked: {why}"), false)
+            }
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
     }
-    failed += failed_to_run.len();
-    println!(
-        "gpu checks: {} passed, {failed} failed",
-        results.len() + failed_to_run.len() - failed
-    );
-    std::process::exit(if failed == 0 { 0 } else { 1 });
 }

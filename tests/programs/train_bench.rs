@@ -164,18 +164,8 @@ fn external(cmd: &mut Command, what: &str) -> fogkit::Result<(f64, f64, f64)> {
         .output()
         .map_err(|e| Error::InvalidArgument(format!("could not start {what}: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("samples/s "));
-    let vals: Vec<f64> = line
-        .map(|l| {
-            l.split_whitespace()
-                .skip(1)
-                .filter_map(|v| v.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    match (out.status.success(), vals.as_slice()) {
-        (true, [m, lo, hi]) => Ok((*m, *lo, *hi)),
-        (true, [m]) => Ok((*m, *m, *m)),
+    match (out.status.success(), fogkit_tests::samples_line(&text)) {
+        (true, Some(rate)) => Ok(rate),
         _ => Err(Error::InvalidArgument(format!(
             "{what} failed ({}), expected a line `samples/s ...`; stdout:\n{text}\nstderr:\n{}",
             out.status,

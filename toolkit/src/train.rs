@@ -27,17 +27,18 @@ use std::time::Instant;
 use dfdx::prelude::*;
 
 use crate::data::{Batches, ImageSet};
-use crate::nn::Features;
+use crate::nn::{ConvDevice, Features};
 pub use crate::nn::{MlpNet, Network};
 use crate::ops::ReduceOp;
 use crate::optim::{broadcast_parameters, parameters, set_parameters, Optimizer};
 use crate::{Error, Fog, Result};
 
 /// Builds a network with weights drawn from `seed`, the same on every rank (collective:
-/// rank 0's draw is broadcast).
-pub fn build<M: Network>(bf: &Fog, seed: u64) -> Result<M> {
-    let dev = Cpu::seed_from_u64(seed);
-    let mut model = M::build(&dev);
+/// rank 0's draw is broadcast), on the rank's device `D` (the CPU, or with the `cuda`
+/// feature `Cuda` on the GPU its local rank chooses).
+pub fn build<D: ConvDevice, M: Network<D>>(bf: &Fog, seed: u64) -> Result<M> {
+    let dev = D::for_rank(bf.local_rank(), seed)?;
+    let mut model = M::try_build(&dev).map_err(tensor_error)?;
     broadcast_parameters(bf, &mut model, 0)?;
     Ok(model)
 }
@@ -78,16 +79,26 @@ pub struct EpochReport {
     pub bytes_per_step: f64,
 }
 
-fn one_hot(dev: &Cpu, labels: &[u8]) -> Features<10> {
+/// A device's error as fogkit's.
+fn tensor_error(e: impl std::fmt::Debug) -> Error {
+    Error::Tensor(format!("{e:?}"))
+}
+
+fn one_hot<D: ConvDevice>(dev: &D, labels: &[u8]) -> Result<Features<10, NoneTape, D>> {
     let mut v = vec![0.0f32; labels.len() * 10];
     for (i, &l) in labels.iter().enumerate() {
         v[i * 10 + l as usize] = 1.0;
     }
-    dev.tensor_from_vec(v, (labels.len(), Const))
+    dev.try_tensor_from_vec(v, (labels.len(), Const))
+        .map_err(tensor_error)
 }
 
 /// Correct predictions of `model` on `set[range]`.
-fn correct<M: Network>(model: &M, set: &ImageSet, range: std::ops::Range<usize>) -> usize {
+fn correct<D: ConvDevice, M: Network<D>>(
+    model: &M,
+    set: &ImageSet,
+    range: std::ops::Range<usize>,
+) -> Result<usize> {
     let d = set.image_len();
     let mut hits = 0;
     let mut at = range.start;
@@ -95,6 +106,7 @@ fn correct<M: Network>(model: &M, set: &ImageSet, range: std::ops::Range<usize>)
         let n = (range.end - at).min(500);
         let logits = model
             .logits(set.pixels[at * d..(at + n) * d].to_vec(), n)
+            .map_err(tensor_error)?
             .as_vec();
         for i in 0..n {
             let row = &logits[i * 10..(i + 1) * 10];
@@ -103,12 +115,16 @@ fn correct<M: Network>(model: &M, set: &ImageSet, range: std::ops::Range<usize>)
         }
         at += n;
     }
-    hits
+    Ok(hits)
 }
 
 /// Test accuracy of the ranks' average model and the mean of their own models' accuracies,
 /// and the consensus distance (collective).
-pub fn evaluate<M: Network>(bf: &Fog, model: &M, test: &ImageSet) -> Result<(f64, f64, f64)> {
+pub fn evaluate<D: ConvDevice, M: Network<D>>(
+    bf: &Fog,
+    model: &M,
+    test: &ImageSet,
+) -> Result<(f64, f64, f64)> {
     let x = parameters(model);
     let avg = bf.allreduce_op(&x, ReduceOp::Avg)?;
     let dist: f64 = x
@@ -121,8 +137,8 @@ pub fn evaluate<M: Network>(bf: &Fog, model: &M, test: &ImageSet) -> Result<(f64
     let (r, n) = (bf.rank(), bf.size());
     let slice = r * test.len() / n..(r + 1) * test.len() / n;
     let counts = vec![
-        correct(&averaged, test, slice) as f64,
-        correct(model, test, 0..test.len()) as f64,
+        correct(&averaged, test, slice)? as f64,
+        correct(model, test, 0..test.len())? as f64,
         dist,
     ];
     let sums = bf.allreduce_op(&counts, ReduceOp::Sum)?;
@@ -136,7 +152,7 @@ pub fn evaluate<M: Network>(bf: &Fog, model: &M, test: &ImageSet) -> Result<(f64
 
 /// Trains `model` on this rank's `share` for `cfg.epochs` epochs, evaluating on `test`
 /// after each (collective); `on_epoch` sees each report as it is made.
-pub fn train<M: Network>(
+pub fn train<D: ConvDevice, M: Network<D>>(
     bf: &Fog,
     model: &mut M,
     opt: &mut Optimizer<f32>,
@@ -167,7 +183,6 @@ pub fn train<M: Network>(
         .steps_per_epoch
         .unwrap_or(total / (bf.size() * cfg.batch))
         .max(1);
-    let dev = Cpu::default();
     let mut batches = Batches::new(share.len(), cfg.seed.wrapping_add(bf.rank() as u64));
     let mut grads = model.alloc_grads();
     let mut reports = Vec::new();
@@ -188,9 +203,12 @@ pub fn train<M: Network>(
             model.zero_grads(&mut grads);
             // The timeline's compute spans, beside the ops' own.
             let forward = tracing::info_span!("forward").entered();
-            let logits = model.train_logits(pixels, idx.len(), grads);
-            let loss = cross_entropy_with_logits_loss(logits, one_hot(&dev, &labels));
-            loss_sum += loss.array() as f64;
+            let logits = model
+                .train_logits(pixels, idx.len(), grads)
+                .map_err(tensor_error)?;
+            let target = one_hot(logits.device(), &labels)?;
+            let loss = cross_entropy_with_logits_loss(logits, target);
+            loss_sum += loss.as_vec()[0] as f64;
             drop(forward);
             grads = tracing::info_span!("backward").in_scope(|| loss.backward());
             tracing::info_span!("step").in_scope(|| opt.update(bf, model, &mut grads))?;

@@ -1,10 +1,33 @@
 #![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 //! Convolution and pooling against their definitions: naive loops for forward and backward,
-//! and central finite differences of a scalar loss.
+//! and central finite differences of a scalar loss. The CPU's direct ops and the ones
+//! composed from dfdx's kernels (fogkit's GPU path) pass the same checks.
 
 use dfdx::prelude::*;
 use fogkit::data::Rng;
-use fogkit::nn::{avg_pool2d, conv2d, max_pool2d, Images};
+use fogkit::nn::{avg_pool2d, composed, conv2d, max_pool2d, Images, Pool};
+
+type Taped<const CH: usize> = Images<CH, OwnedTape<f32, Cpu>>;
+
+/// A convolution of the tests' shape: the CPU's or the composed one.
+type ConvFn = fn(
+    Taped<C>,
+    &Tensor<Rank4<O, C, K, K>, f32, Cpu>,
+    &Tensor<Rank1<O>, f32, Cpu>,
+    usize,
+    usize,
+    bool,
+) -> Result<Taped<O>, CpuError>;
+
+/// A pooling of the tests' shape: window, stride, max or mean.
+type PoolFn = fn(Taped<C>, usize, usize, Pool) -> Result<Taped<C>, CpuError>;
+
+fn cpu_pool(x: Taped<C>, k: usize, s: usize, pool: Pool) -> Result<Taped<C>, CpuError> {
+    match pool {
+        Pool::Max => max_pool2d(x, k, s),
+        Pool::Avg => avg_pool2d(x, k, s),
+    }
+}
 
 const C: usize = 2;
 const O: usize = 3;
@@ -146,6 +169,17 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
 
 #[test]
 fn conv2d_forward_and_backward_match_naive_loops() {
+    conv_matches_naive_loops(conv2d, 1e-5);
+}
+
+#[test]
+fn composed_conv2d_forward_and_backward_match_naive_loops() {
+    // One product over every image's pixels (11,200 f32 terms per weight in the last
+    // case), where the CPU op sums image by image: more rounding in the weight gradient.
+    conv_matches_naive_loops(composed::conv2d, 1e-4);
+}
+
+fn conv_matches_naive_loops(conv2d: ConvFn, tol: f32) {
     let dev: Cpu = Default::default();
     let mut rng = Rng::new(7);
     for case in &CASES {
@@ -160,17 +194,26 @@ fn conv2d_forward_and_backward_match_naive_loops() {
         let y = conv2d(x.trace(grads), &w, &b, case.stride, case.pad, true).unwrap();
         let r = randoms(&mut rng, y.shape().num_elements());
         let (want_y, want_dx, want_dw, want_db) = naive_conv(case, &xv, &wv, &bv, &r);
-        assert_close("y", &y.as_vec(), &want_y, 1e-5);
+        assert_close("y", &y.as_vec(), &want_y, tol);
         let rt = dev.tensor_from_vec(r, *y.shape());
         grads = (y * rt).sum().backward();
-        assert_close("dx", &grads.get(&x).as_vec(), &want_dx, 1e-5);
-        assert_close("dw", &grads.get(&w).as_vec(), &want_dw, 1e-5);
-        assert_close("db", &grads.get(&b).as_vec(), &want_db, 1e-5);
+        assert_close("dx", &grads.get(&x).as_vec(), &want_dx, tol);
+        assert_close("dw", &grads.get(&w).as_vec(), &want_dw, tol);
+        assert_close("db", &grads.get(&b).as_vec(), &want_db, tol);
     }
 }
 
 #[test]
 fn conv2d_without_input_gradient_still_trains_its_weights() {
+    without_input_gradient(conv2d);
+}
+
+#[test]
+fn composed_conv2d_without_input_gradient_still_trains_its_weights() {
+    without_input_gradient(composed::conv2d);
+}
+
+fn without_input_gradient(conv2d: ConvFn) {
     let dev: Cpu = Default::default();
     let x: Images<C> = dev.ones_like(&(1, Const, 4, 4));
     let w: Tensor<Rank4<O, C, K, K>, f32, Cpu> = dev.ones();
@@ -267,6 +310,15 @@ fn conv_and_pooling_gradients_match_finite_differences() {
 
 #[test]
 fn pooling_matches_naive_loops() {
+    pool_matches_naive_loops(cpu_pool);
+}
+
+#[test]
+fn composed_pooling_matches_naive_loops() {
+    pool_matches_naive_loops(composed::pool2d);
+}
+
+fn pool_matches_naive_loops(pool2d: PoolFn) {
     let dev: Cpu = Default::default();
     let mut rng = Rng::new(3);
     let (n, h, w, k, s) = (2, 7, 6, 3, 2);
@@ -275,11 +327,12 @@ fn pooling_matches_naive_loops() {
     let x: Images<C> = dev.tensor_from_vec(xv.clone(), (n, Const, h, w));
     let r = randoms(&mut rng, n * C * oh * ow);
     for max in [true, false] {
-        let y = if max {
-            max_pool2d(x.leaky_trace(), k, s)
-        } else {
-            avg_pool2d(x.leaky_trace(), k, s)
-        }
+        let y = pool2d(
+            x.leaky_trace(),
+            k,
+            s,
+            if max { Pool::Max } else { Pool::Avg },
+        )
         .unwrap();
         let shape = *y.shape();
         let yv = y.as_vec();
@@ -311,6 +364,28 @@ fn pooling_matches_naive_loops() {
             }
         }
         assert_close(if max { "max dx" } else { "avg dx" }, &dx, &want_dx, 1e-5);
+    }
+}
+
+#[test]
+fn a_tied_max_sends_its_gradient_to_the_first_tied_cell_on_both_paths() {
+    let dev: Cpu = Default::default();
+    // A flat background (every cell 1) but one window, where cells 1 and 3 tie at 2.
+    let mut xv = vec![1.0f32; C * 4 * 4];
+    xv[1] = 2.0;
+    xv[5] = 2.0;
+    for pool2d in [cpu_pool as PoolFn, composed::pool2d] {
+        let x: Images<C> = dev.tensor_from_vec(xv.clone(), (1, Const, 4, 4));
+        let y = pool2d(x.leaky_trace(), 2, 2, Pool::Max).unwrap();
+        assert_eq!(y.as_vec()[..4], [2.0, 1.0, 1.0, 1.0]);
+        let dx = y.sum().backward().get(&x).as_vec();
+        let mut want = vec![0.0f32; xv.len()];
+        // Window by window, the first maximal cell: 1 (of 0, 1, 4, 5), then 2, 8, 10, and
+        // the same in the second channel.
+        for i in [1, 2, 8, 10, 16, 18, 24, 26] {
+            want[i] = 1.0;
+        }
+        assert_eq!(dx, want);
     }
 }
 

@@ -4,7 +4,7 @@ use dfdx::prelude::*;
 use rand_distr::Uniform;
 
 use super::gemm::{give, matmul, matmul_to, take, View};
-use super::{images_shape, Images};
+use super::{images_shape, ConvDevice, Images};
 
 /// Output side length of a window of `k` sliding with `stride` over `n + 2 padding` cells.
 ///
@@ -102,9 +102,8 @@ impl Geometry {
 /// `y = conv(x, weight) + bias` over a batch of images (NCHW), weight `[O, C, K, K]`.
 ///
 /// Gradients flow to `x` (when `input_grad`; a network's first layer needs none), `weight`
-/// and `bias`. Forward is an im2col and a matrix product per image; backward makes each
-/// image's patches again (cheaper than keeping them: they stay in cache), then two
-/// products and a col2im per image.
+/// and `bias`. On the CPU, fogkit's own im2col and products; on other devices, dfdx's ops
+/// composed ([`composed::conv2d`](super::composed::conv2d)).
 ///
 /// ```
 /// use fogkit::dfdx::prelude::*;
@@ -120,7 +119,21 @@ impl Geometry {
 ///
 /// # Panics
 /// If the kernel does not fit in the padded input, or `stride` is zero.
-pub fn conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>(
+pub fn conv2d<const C: usize, const O: usize, const K: usize, D: ConvDevice, T: Tape<f32, D>>(
+    x: Images<C, T, D>,
+    weight: &Tensor<Rank4<O, C, K, K>, f32, D>,
+    bias: &Tensor<Rank1<O>, f32, D>,
+    stride: usize,
+    padding: usize,
+    input_grad: bool,
+) -> Result<Images<O, T, D>, D::Err> {
+    D::conv2d(x, weight, bias, stride, padding, input_grad)
+}
+
+/// [`conv2d`] on the CPU: an im2col and a matrix product per image. Backward makes each
+/// image's patches again (cheaper than keeping them: they stay in cache), then two products
+/// and a col2im per image.
+pub(crate) fn cpu_conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>(
     x: Images<C, T>,
     weight: &Tensor<Rank4<O, C, K, K>, f32, Cpu>,
     bias: &Tensor<Rank1<O>, f32, Cpu>,
@@ -315,8 +328,10 @@ where
     type Built = Self;
 }
 
-impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize>
-    NonMutableModule for Conv2D<I, O, K, S, P>
+impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, D>
+    NonMutableModule for Conv2D<I, O, K, S, P, f32, D>
+where
+    D: ConvDevice,
 {
 }
 
@@ -326,13 +341,14 @@ impl<
         const K: usize,
         const S: usize,
         const P: usize,
-        T: Tape<f32, Cpu>,
-    > Module<Images<I, T>> for Conv2D<I, O, K, S, P>
+        D: ConvDevice,
+        T: Tape<f32, D>,
+    > Module<Images<I, T, D>> for Conv2D<I, O, K, S, P, f32, D>
 {
-    type Output = Images<O, T>;
-    type Error = CpuError;
+    type Output = Images<O, T, D>;
+    type Error = D::Err;
 
-    fn try_forward(&self, x: Images<I, T>) -> Result<Images<O, T>, CpuError> {
+    fn try_forward(&self, x: Images<I, T, D>) -> Result<Images<O, T, D>, D::Err> {
         conv2d(x, &self.weight, &self.bias, S, P, self.input_grad)
     }
 }

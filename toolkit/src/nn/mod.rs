@@ -1,7 +1,9 @@
 //! Layers dfdx offers only on nightly Rust, written here for stable: 2-D convolution and
 //! max/average pooling as dfdx ops with their own backward ([`conv2d`], [`max_pool2d`],
 //! [`avg_pool2d`] and their layers), and the chapter's networks ([`Mlp`], [`LeNet5`],
-//! [`ResNet20`]). Images are `[batch, channels, height, width]` ([`Images`]) on the CPU.
+//! [`ResNet20`]). Images are `[batch, channels, height, width]` ([`Images`]), on the CPU by
+//! default or on any [`ConvDevice`] (`Cuda` with the `cuda` feature, through the ops
+//! [`composed`] from dfdx's kernels).
 //!
 //! This module never communicates: training across ranks is `optim`'s job.
 //!
@@ -17,7 +19,9 @@
 //! assert!(grads.get(&net.conv1.weight).as_vec().iter().any(|&g| g != 0.0));
 //! ```
 
+pub mod composed;
 mod conv;
+mod device;
 mod gemm;
 pub(crate) mod models;
 mod network;
@@ -26,13 +30,15 @@ mod pool;
 use dfdx::prelude::{Const, Cpu, NoneTape, Tensor};
 
 pub use conv::{conv2d, out_size, Conv2D};
+pub use device::{ConvDevice, Pool};
 pub use models::{flatten, BasicBlock, DownBlock, Features, LeNet5, Mlp, ResNet20};
 pub use network::{MlpNet, Network};
 pub use pool::{avg_pool2d, max_pool2d, AvgPool2D, MaxPool2D};
 
-/// A batch of images with `C` channels: `[batch, C, height, width]`, `f32` on the CPU.
-pub type Images<const C: usize, T = NoneTape> =
-    Tensor<(usize, Const<C>, usize, usize), f32, Cpu, T>;
+/// A batch of images with `C` channels: `[batch, C, height, width]`, `f32` on device `D`
+/// (the CPU unless named).
+pub type Images<const C: usize, T = NoneTape, D = Cpu> =
+    Tensor<(usize, Const<C>, usize, usize), f32, D, T>;
 
 /// The shape of `n` images of `C` channels and `h`x`w` pixels.
 pub fn images_shape<const C: usize>(

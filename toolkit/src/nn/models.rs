@@ -2,17 +2,17 @@
 
 use dfdx::nn::modules::{BatchNorm2D, Linear};
 use dfdx::prelude::{
-    BuildOnDevice, CpuError, Device, Dtype, Module, ModuleMut, ModuleVisitor, NoneTape, OwnedTape,
-    Storage, Tape, TensorCollection, TryAdd,
+    BuildOnDevice, Device, Dtype, Module, ModuleMut, ModuleVisitor, NoneTape, OwnedTape, Storage,
+    Tape, TensorCollection, TryAdd,
 };
 use dfdx::shapes::{Axes2, Const, HasShape};
 use dfdx::tensor::{Cpu, Tensor, WithEmptyTape};
 use dfdx::tensor_ops::{ReshapeTo, SumTo, TryDiv};
 
-use super::{max_pool2d, Conv2D, Images};
+use super::{max_pool2d, Conv2D, ConvDevice, Images};
 
-/// A batch of feature vectors: `[batch, N]`.
-pub type Features<const N: usize, T = NoneTape> = Tensor<(usize, Const<N>), f32, Cpu, T>;
+/// A batch of feature vectors: `[batch, N]`, on device `D` (the CPU unless named).
+pub type Features<const N: usize, T = NoneTape, D = Cpu> = Tensor<(usize, Const<N>), f32, D, T>;
 
 /// The 784-128-10 multilayer perceptron (ReLU) for 28x28 digits, built with
 /// `dev.build_module::<Mlp, f32>()`; it takes [`Features<784>`].
@@ -36,9 +36,9 @@ pub type Mlp = (
 ///
 /// # Panics
 /// If `C * H * W != N`.
-pub fn flatten<const C: usize, const N: usize, T: Tape<f32, Cpu>>(
-    x: Images<C, T>,
-) -> Result<Features<N, T>, CpuError> {
+pub fn flatten<const C: usize, const N: usize, D: Device<f32>, T: Tape<f32, D>>(
+    x: Images<C, T, D>,
+) -> Result<Features<N, T, D>, D::Err> {
     let (n, _, h, w) = *x.shape();
     assert_eq!(
         C * h * w,
@@ -114,20 +114,20 @@ where
     type Built = Self;
 }
 
-impl dfdx::nn::NonMutableModule for LeNet5 {}
+impl<D: ConvDevice> dfdx::nn::NonMutableModule for LeNet5<f32, D> {}
 
-impl<T: Tape<f32, Cpu>> Module<Images<1, T>> for LeNet5 {
-    type Output = Features<10, T>;
-    type Error = CpuError;
+impl<D: ConvDevice, T: Tape<f32, D>> Module<Images<1, T, D>> for LeNet5<f32, D> {
+    type Output = Features<10, T, D>;
+    type Error = D::Err;
 
-    fn try_forward(&self, x: Images<1, T>) -> Result<Features<10, T>, CpuError> {
+    fn try_forward(&self, x: Images<1, T, D>) -> Result<Features<10, T, D>, D::Err> {
         // ReLU after pooling: max-pooling commutes with ReLU (values and gradients alike)
         // and leaves it a quarter of the cells.
         let x = max_pool2d(self.conv1.try_forward(x)?, 2, 2)?.try_relu()?;
         let x = max_pool2d(self.conv2.try_forward(x)?, 2, 2)?.try_relu()?;
         let x = self
             .fc1
-            .try_forward(flatten::<16, 400, T>(x)?)?
+            .try_forward(flatten::<16, 400, D, T>(x)?)?
             .try_relu()?;
         let x = self.fc2.try_forward(x)?.try_relu()?;
         self.fc3.try_forward(x)
@@ -221,36 +221,40 @@ macro_rules! block_forward {
 }
 
 /// The tape of a training forward pass.
-pub(crate) type Train = OwnedTape<f32, Cpu>;
+pub(crate) type Train<D = Cpu> = OwnedTape<f32, D>;
 
-impl<const C: usize> ModuleMut<Images<C, Train>> for BasicBlock<C> {
-    type Output = Images<C, Train>;
-    type Error = CpuError;
-    fn try_forward_mut(&mut self, x: Images<C, Train>) -> Result<Self::Output, CpuError> {
+impl<const C: usize, D: ConvDevice> ModuleMut<Images<C, Train<D>, D>> for BasicBlock<C, f32, D> {
+    type Output = Images<C, Train<D>, D>;
+    type Error = D::Err;
+    fn try_forward_mut(&mut self, x: Images<C, Train<D>, D>) -> Result<Self::Output, D::Err> {
         block_forward!(basic self, x, try_forward_mut)
     }
 }
 
-impl<const C: usize> Module<Images<C>> for BasicBlock<C> {
-    type Output = Images<C>;
-    type Error = CpuError;
-    fn try_forward(&self, x: Images<C>) -> Result<Self::Output, CpuError> {
+impl<const C: usize, D: ConvDevice> Module<Images<C, NoneTape, D>> for BasicBlock<C, f32, D> {
+    type Output = Images<C, NoneTape, D>;
+    type Error = D::Err;
+    fn try_forward(&self, x: Images<C, NoneTape, D>) -> Result<Self::Output, D::Err> {
         block_forward!(basic self, x, try_forward)
     }
 }
 
-impl<const I: usize, const O: usize> ModuleMut<Images<I, Train>> for DownBlock<I, O> {
-    type Output = Images<O, Train>;
-    type Error = CpuError;
-    fn try_forward_mut(&mut self, x: Images<I, Train>) -> Result<Self::Output, CpuError> {
+impl<const I: usize, const O: usize, D: ConvDevice> ModuleMut<Images<I, Train<D>, D>>
+    for DownBlock<I, O, f32, D>
+{
+    type Output = Images<O, Train<D>, D>;
+    type Error = D::Err;
+    fn try_forward_mut(&mut self, x: Images<I, Train<D>, D>) -> Result<Self::Output, D::Err> {
         block_forward!(down self, x, try_forward_mut)
     }
 }
 
-impl<const I: usize, const O: usize> Module<Images<I>> for DownBlock<I, O> {
-    type Output = Images<O>;
-    type Error = CpuError;
-    fn try_forward(&self, x: Images<I>) -> Result<Self::Output, CpuError> {
+impl<const I: usize, const O: usize, D: ConvDevice> Module<Images<I, NoneTape, D>>
+    for DownBlock<I, O, f32, D>
+{
+    type Output = Images<O, NoneTape, D>;
+    type Error = D::Err;
+    fn try_forward(&self, x: Images<I, NoneTape, D>) -> Result<Self::Output, D::Err> {
         block_forward!(down self, x, try_forward)
     }
 }
@@ -300,7 +304,9 @@ pub struct ResNet20<E: Dtype = f32, D: Storage<E> = Cpu> {
 collection!(ResNet20<> { stem, bn, stage1, stage2, stage3, fc }, |m| { m.stem.input_grad = false; });
 
 /// Global average pooling: `[batch, C, H, W]` to `[batch, C]`.
-fn mean_hw<const C: usize, T: Tape<f32, Cpu>>(x: Images<C, T>) -> Result<Features<C, T>, CpuError> {
+fn mean_hw<const C: usize, D: Device<f32>, T: Tape<f32, D>>(
+    x: Images<C, T, D>,
+) -> Result<Features<C, T, D>, D::Err> {
     let (_, _, h, w) = *x.shape();
     x.try_sum::<(usize, Const<C>), Axes2<2, 3>>()?
         .try_div((h * w) as f32)
@@ -317,18 +323,18 @@ macro_rules! resnet_forward {
     }};
 }
 
-impl ModuleMut<Images<3, Train>> for ResNet20 {
-    type Output = Features<10, Train>;
-    type Error = CpuError;
-    fn try_forward_mut(&mut self, x: Images<3, Train>) -> Result<Self::Output, CpuError> {
+impl<D: ConvDevice> ModuleMut<Images<3, Train<D>, D>> for ResNet20<f32, D> {
+    type Output = Features<10, Train<D>, D>;
+    type Error = D::Err;
+    fn try_forward_mut(&mut self, x: Images<3, Train<D>, D>) -> Result<Self::Output, D::Err> {
         resnet_forward!(self, x, try_forward_mut)
     }
 }
 
-impl Module<Images<3>> for ResNet20 {
-    type Output = Features<10>;
-    type Error = CpuError;
-    fn try_forward(&self, x: Images<3>) -> Result<Self::Output, CpuError> {
+impl<D: ConvDevice> Module<Images<3, NoneTape, D>> for ResNet20<f32, D> {
+    type Output = Features<10, NoneTape, D>;
+    type Error = D::Err;
+    fn try_forward(&self, x: Images<3, NoneTape, D>) -> Result<Self::Output, D::Err> {
         resnet_forward!(self, x, try_forward)
     }
 }

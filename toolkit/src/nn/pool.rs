@@ -4,20 +4,15 @@ use dfdx::prelude::*;
 
 use super::conv::out_size;
 use super::gemm::{give, take};
-use super::{images_shape, Images};
+use super::{images_shape, ConvDevice, Images, Pool};
 
-/// Which reduction a pooling window applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reduce {
-    Max,
-    Avg,
-}
-
-fn pool2d<const C: usize, T: Tape<f32, Cpu>>(
+/// [`max_pool2d`] and [`avg_pool2d`] on the CPU, each window read in place; the argmax is
+/// kept for backward.
+pub(crate) fn cpu_pool2d<const C: usize, T: Tape<f32, Cpu>>(
     x: Images<C, T>,
     k: usize,
     stride: usize,
-    reduce: Reduce,
+    reduce: Pool,
 ) -> Result<Images<C, T>, CpuError> {
     assert!(k > 0, "pooling window must be at least 1x1, found 0");
     let (n, _, h, w) = *x.shape();
@@ -29,7 +24,7 @@ fn pool2d<const C: usize, T: Tape<f32, Cpu>>(
     let planes = n * C;
     let mut yv = vec![0.0f32; planes * oh * ow];
     // For max pooling, the input index that won each output (ties: the first in the window).
-    let mut argmax = if reduce == Reduce::Max {
+    let mut argmax = if reduce == Pool::Max {
         vec![0u32; yv.len()]
     } else {
         Vec::new()
@@ -42,7 +37,7 @@ fn pool2d<const C: usize, T: Tape<f32, Cpu>>(
                 let out = (p * oh + oy) * ow + ox;
                 let (y0, x0) = (oy * stride, ox * stride);
                 match reduce {
-                    Reduce::Max => {
+                    Pool::Max => {
                         let mut best = (f32::NEG_INFINITY, y0 * w + x0);
                         for iy in y0..y0 + k {
                             for ix in x0..x0 + k {
@@ -55,7 +50,7 @@ fn pool2d<const C: usize, T: Tape<f32, Cpu>>(
                         yv[out] = best.0;
                         argmax[out] = (p * h * w + best.1) as u32;
                     }
-                    Reduce::Avg => {
+                    Pool::Avg => {
                         let mut sum = 0.0;
                         for iy in y0..y0 + k {
                             sum += plane[iy * w + x0..][..k].iter().sum::<f32>();
@@ -77,12 +72,12 @@ fn pool2d<const C: usize, T: Tape<f32, Cpu>>(
             dy.copy_from_slice(grads.get_or_alloc_mut(&yg)?);
             let dx = grads.get_or_alloc_mut(&xg)?;
             match reduce {
-                Reduce::Max => {
+                Pool::Max => {
                     for (d, &i) in dy.iter().zip(&argmax) {
                         dx[i as usize] += d;
                     }
                 }
-                Reduce::Avg => {
+                Pool::Avg => {
                     for p in 0..planes {
                         for oy in 0..oh {
                             for ox in 0..ow {
@@ -116,12 +111,12 @@ fn pool2d<const C: usize, T: Tape<f32, Cpu>>(
 ///
 /// # Panics
 /// If the window is empty or larger than the input, or `stride` is zero.
-pub fn max_pool2d<const C: usize, T: Tape<f32, Cpu>>(
-    x: Images<C, T>,
+pub fn max_pool2d<const C: usize, D: ConvDevice, T: Tape<f32, D>>(
+    x: Images<C, T, D>,
     k: usize,
     stride: usize,
-) -> Result<Images<C, T>, CpuError> {
-    pool2d(x, k, stride, Reduce::Max)
+) -> Result<Images<C, T, D>, D::Err> {
+    D::pool2d(x, k, stride, Pool::Max)
 }
 
 /// Mean over each `k`x`k` window, moved by `stride`.
@@ -136,12 +131,12 @@ pub fn max_pool2d<const C: usize, T: Tape<f32, Cpu>>(
 ///
 /// # Panics
 /// If the window is empty or larger than the input, or `stride` is zero.
-pub fn avg_pool2d<const C: usize, T: Tape<f32, Cpu>>(
-    x: Images<C, T>,
+pub fn avg_pool2d<const C: usize, D: ConvDevice, T: Tape<f32, D>>(
+    x: Images<C, T, D>,
     k: usize,
     stride: usize,
-) -> Result<Images<C, T>, CpuError> {
-    pool2d(x, k, stride, Reduce::Avg)
+) -> Result<Images<C, T, D>, D::Err> {
+    D::pool2d(x, k, stride, Pool::Avg)
 }
 
 /// Layer form of [`max_pool2d`]: window `K`, stride `S` (default `K`).
@@ -157,22 +152,22 @@ impl<const K: usize, const S: usize> NonMutableModule for MaxPool2D<K, S> {}
 impl<const K: usize, const S: usize> ZeroSizedModule for AvgPool2D<K, S> {}
 impl<const K: usize, const S: usize> NonMutableModule for AvgPool2D<K, S> {}
 
-impl<const K: usize, const S: usize, const C: usize, T: Tape<f32, Cpu>> Module<Images<C, T>>
-    for MaxPool2D<K, S>
+impl<const K: usize, const S: usize, const C: usize, D: ConvDevice, T: Tape<f32, D>>
+    Module<Images<C, T, D>> for MaxPool2D<K, S>
 {
-    type Output = Images<C, T>;
-    type Error = CpuError;
-    fn try_forward(&self, x: Images<C, T>) -> Result<Images<C, T>, CpuError> {
+    type Output = Images<C, T, D>;
+    type Error = D::Err;
+    fn try_forward(&self, x: Images<C, T, D>) -> Result<Images<C, T, D>, D::Err> {
         max_pool2d(x, K, S)
     }
 }
 
-impl<const K: usize, const S: usize, const C: usize, T: Tape<f32, Cpu>> Module<Images<C, T>>
-    for AvgPool2D<K, S>
+impl<const K: usize, const S: usize, const C: usize, D: ConvDevice, T: Tape<f32, D>>
+    Module<Images<C, T, D>> for AvgPool2D<K, S>
 {
-    type Output = Images<C, T>;
-    type Error = CpuError;
-    fn try_forward(&self, x: Images<C, T>) -> Result<Images<C, T>, CpuError> {
+    type Output = Images<C, T, D>;
+    type Error = D::Err;
+    fn try_forward(&self, x: Images<C, T, D>) -> Result<Images<C, T, D>, D::Err> {
         avg_pool2d(x, K, S)
     }
 }

@@ -56,17 +56,19 @@ enum Combine {
 /// use fogkit::optim::{Method, Optimizer, WindowOptimizer};
 /// use fogkit::prelude::*;
 /// use std::time::{Duration, Instant};
-/// // f_i(x) = (x - i)^2 / 2 on 4 ranks for 300 ms, rank 1 five times slower: the
+/// // f_i(x) = (x - i)^2 / 2 on 4 ranks for 600 ms, rank 1 five times slower: the
 /// // parameters gather around the mean of 0..4 (each rank off by DSGD's bias).
 /// // One deadline for every rank: a rank that went on stepping after the others had
 /// // stopped would drift toward its own optimum, with nothing arriving to pull it back.
-/// let stop = Instant::now() + Duration::from_millis(300);
+/// // The ranks sleep between steps (1 ms; rank 1 5 ms), so that on a busy machine none
+/// // is starved of the CPU while its neighbours step on.
+/// let stop = Instant::now() + Duration::from_millis(600);
 /// let xs = fogkit::run(4, |bf: &Fog| -> fogkit::Result<f64> {
 ///     bf.set_topology(topology::ring(4))?;
 ///     let mut x = vec![0.0f64];
 ///     let local = Optimizer::new(Method::Dsgd).lr(0.05);
 ///     let mut opt = WindowOptimizer::push_sum(bf, local, &x)?;
-///     let pace = Duration::from_micros(if bf.rank() == 1 { 1000 } else { 200 });
+///     let pace = Duration::from_micros(if bf.rank() == 1 { 5000 } else { 1000 });
 ///     while Instant::now() < stop {
 ///         std::thread::sleep(pace);
 ///         let g = vec![x[0] - bf.rank() as f64];
