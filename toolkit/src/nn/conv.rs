@@ -3,7 +3,7 @@
 use dfdx::prelude::*;
 use rand_distr::Uniform;
 
-use super::gemm::{give, matmul, matmul_to, take, View};
+use super::gemm::{give, matmul_to, take, View};
 use super::{images_shape, ConvDevice, Images};
 
 /// Output side length of a window of `k` sliding with `stride` over `n + 2 padding` cells.
@@ -38,64 +38,105 @@ impl Geometry {
         self.c * self.k * self.k
     }
 
-    /// Writes the patch matrix of image `img` of the batch `x` into `patches`.
-    fn patches(&self, img: usize, x: &[f32], patches: &mut [f32]) {
-        let (ow, s) = (self.ow, self.stride);
-        self.for_each_row(img, |at, src| {
-            let run = &mut patches[at..at + ow];
-            match src {
-                None => run.fill(0.0),
-                Some((i, lo, hi)) => {
-                    if lo > 0 {
-                        run[..lo].fill(0.0);
-                    }
-                    if hi < ow {
-                        run[hi..].fill(0.0);
-                    }
-                    if s == 1 {
-                        run[lo..hi].copy_from_slice(&x[i..i + hi - lo]);
-                    } else {
-                        let from = x[i..].iter().step_by(s);
-                        run[lo..hi].iter_mut().zip(from).for_each(|(d, &v)| *d = v);
-                    }
-                }
+    /// Values in one padded plane: `(H + 2P) x (W + 2P)`.
+    fn padded_plane(&self) -> usize {
+        (self.h + 2 * self.pad) * (self.w + 2 * self.pad)
+    }
+
+    /// Image `img` of the batch `x` as its `C` planes, each inside a border of `pad` zeros:
+    /// `x`'s own values when there is no padding, else written into `buf`. Every run of a
+    /// patch row is then one plain copy, with no padding logic per run.
+    fn padded_image<'a>(&self, img: usize, x: &'a [f32], buf: &'a mut [f32]) -> &'a [f32] {
+        let (h, w, p) = (self.h, self.w, self.pad);
+        let image = &x[img * self.c * h * w..][..self.c * h * w];
+        if p == 0 {
+            return image;
+        }
+        let (pw, pp) = (w + 2 * p, self.padded_plane());
+        let out = &mut buf[..self.c * pp];
+        out.fill(0.0);
+        for (plane, padded) in image.chunks_exact(h * w).zip(out.chunks_exact_mut(pp)) {
+            for (row, to) in plane
+                .chunks_exact(w)
+                .zip(padded[p * pw..].chunks_exact_mut(pw))
+            {
+                to[p..p + w].copy_from_slice(row);
+            }
+        }
+        out
+    }
+
+    /// Writes the patch matrix of one image, `[C*K*K, OH*OW]` row-major (one row per channel
+    /// and kernel cell, one column per output pixel), from its padded planes `xp`.
+    fn patches(&self, xp: &[f32], patches: &mut [f32]) {
+        self.for_each_run(|run_at, src| {
+            let run = &mut patches[run_at..run_at + self.ow];
+            if self.stride == 1 {
+                copy_run(run, &xp[src..src + self.ow]);
+            } else {
+                let from = xp[src..].iter().step_by(self.stride);
+                run.iter_mut().zip(from).for_each(|(d, &v)| *d = v);
             }
         });
     }
 
-    /// Visits the patch matrix of image `img`, `[C*K*K, OH*OW]` row-major (one row per
-    /// channel and kernel cell, one column per output pixel): `f(at, src)` gets each run of
-    /// `OW` cells (one output row) starting at `at`, and `src = Some((i, lo, hi))` when cells
-    /// `lo..hi` of the run read input cells `i, i + stride, ...` (the others lie in the
-    /// padding), or `None` when the whole run does.
+    /// The transpose of [`Self::patches`] (col2im): adds each patch cell's gradient in
+    /// `dpatch` to the padded planes `dxp` of the input cell it was read from.
+    fn add_patches(&self, dpatch: &[f32], dxp: &mut [f32]) {
+        self.for_each_run(|run_at, src| {
+            let run = &dpatch[run_at..run_at + self.ow];
+            if self.stride == 1 {
+                let to = &mut dxp[src..src + self.ow];
+                to.iter_mut().zip(run).for_each(|(d, v)| *d += v);
+            } else {
+                let to = dxp[src..].iter_mut().step_by(self.stride);
+                to.zip(run).for_each(|(d, v)| *d += v);
+            }
+        });
+    }
+
+    /// Visits the runs of the patch matrix, each `OW` cells (one output row of one channel
+    /// and kernel cell): `f(run_at, src)` with the run's offset in the patch matrix and the
+    /// offset in the padded planes of the input cell its first cell reads (the others read
+    /// `src + stride`, `src + 2 stride`, ...).
     #[inline(always)]
-    fn for_each_row(&self, img: usize, mut f: impl FnMut(usize, Option<(usize, usize, usize)>)) {
-        let (k, s, pad) = (self.k, self.stride, self.pad);
-        let ohw = self.oh * self.ow;
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize)) {
+        let (k, s) = (self.k, self.stride);
+        let (pw, pp, ohw) = (
+            self.w + 2 * self.pad,
+            self.padded_plane(),
+            self.oh * self.ow,
+        );
         for c in 0..self.c {
-            let plane = (img * self.c + c) * self.h * self.w;
             for ki in 0..k {
                 for kj in 0..k {
                     let r = (c * k + ki) * k + kj;
-                    // Output columns whose input column ox * s + kj - pad lies in 0..w.
-                    let lo = pad.saturating_sub(kj).div_ceil(s).min(self.ow);
-                    let hi = (self.w + pad)
-                        .saturating_sub(kj)
-                        .div_ceil(s)
-                        .clamp(lo, self.ow);
                     for oy in 0..self.oh {
-                        let at = r * ohw + oy * self.ow;
-                        let iy = (oy * s + ki) as isize - pad as isize;
-                        if iy < 0 || iy >= self.h as isize || lo == hi {
-                            f(at, None);
-                        } else {
-                            let i = plane + iy as usize * self.w + lo * s + kj - pad;
-                            f(at, Some((i, lo, hi)));
-                        }
+                        f(r * ohw + oy * self.ow, c * pp + (oy * s + ki) * pw + kj);
                     }
                 }
             }
         }
+    }
+}
+
+/// `d.copy_from_slice(s)` in 8-value moves (the last one overlapping) rather than a call to
+/// `memcpy` per run: a LeNet-5 step on 64 images copies some 280,000 runs of 10 to 28 values.
+#[inline(always)]
+fn copy_run(d: &mut [f32], s: &[f32]) {
+    let n = d.len();
+    debug_assert_eq!(n, s.len());
+    if n < 8 {
+        d.iter_mut().zip(s).for_each(|(to, &v)| *to = v);
+        return;
+    }
+    let mut i = 0;
+    while i + 8 <= n {
+        d[i..i + 8].copy_from_slice(&s[i..i + 8]);
+        i += 8;
+    }
+    if i < n {
+        d[n - 8..].copy_from_slice(&s[n - 8..]);
     }
 }
 
@@ -132,7 +173,8 @@ pub fn conv2d<const C: usize, const O: usize, const K: usize, D: ConvDevice, T: 
 
 /// [`conv2d`] on the CPU: an im2col and a matrix product per image. Backward makes each
 /// image's patches again (cheaper than keeping them: they stay in cache), then two products
-/// and a col2im per image.
+/// and a col2im per image. Patches are read from planes padded once per image, so each of
+/// their runs is one copy.
 pub(crate) fn cpu_conv2d<const C: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>(
     x: Images<C, T>,
     weight: &Tensor<Rank4<O, C, K, K>, f32, Cpu>,
@@ -154,12 +196,13 @@ pub(crate) fn cpu_conv2d<const C: usize, const O: usize, const K: usize, T: Tape
     };
     // Contiguous (a copy only if it is a view): the patches read the physical data.
     let (x, mut tape) = x.try_reshape_like(&(n, Const::<C>, h, w))?.split_tape();
-    let (ckk, ohw, s) = (g.ckk(), g.oh * g.ow, g.stride);
+    let (ckk, ohw) = (g.ckk(), g.oh * g.ow);
     let mut xv = take(x.shape().num_elements());
     x.copy_into(&mut xv[..]);
     // One image's patch matrix at a time, [C*K*K, OH*OW]: small enough to stay in cache
     // between being written and being read, and made again in backward rather than kept.
     let mut patches = take(ohw * ckk);
+    let mut xp = take(if padding > 0 { C * g.padded_plane() } else { 0 });
     let wv = weight.as_vec();
     let bv = bias.as_vec();
     // y_img[o, pixel] = bias[o] + sum_r w[o, r] patches[r, pixel], computed as its
@@ -170,7 +213,7 @@ pub(crate) fn cpu_conv2d<const C: usize, const O: usize, const K: usize, T: Tape
             .for_each(|&b| yv.extend(std::iter::repeat(b).take(ohw)));
     }
     for (img, y) in yv.chunks_mut(O * ohw).enumerate() {
-        g.patches(img, &xv, &mut patches);
+        g.patches(g.padded_image(img, &xv, &mut xp), &mut patches);
         matmul_to(
             ohw,
             O,
@@ -191,22 +234,15 @@ pub(crate) fn cpu_conv2d<const C: usize, const O: usize, const K: usize, T: Tape
             let mut dy = take(n * O * ohw);
             dy.copy_from_slice(grads.get_or_alloc_mut(&yg)?);
             let dw = grads.get_or_alloc_mut(&wg)?;
-            // dy_img transposed, [OH*OW, O]: the product reads it down its columns as
-            // `gemm` wants, instead of packing it (which cost more than this copy).
-            let mut dyt = take(O * ohw);
             for img in 0..n {
-                // dw[o, r] += sum_pixel dy_img[o, pixel] patches[r, pixel]
-                let dyi = &dy[img * O * ohw..(img + 1) * O * ohw];
-                for (o, plane) in dyi.chunks_exact(ohw).enumerate() {
-                    for (p, &v) in plane.iter().enumerate() {
-                        dyt[p * O + o] = v;
-                    }
-                }
-                g.patches(img, &xv, &mut patches);
-                let a = View::transposed(&dyt, O);
-                matmul(O, ckk, ohw, a, View::transposed(&patches, ohw), dw, true);
+                // dw[o, r] += sum_pixel dy_img[o, pixel] patches[r, pixel], computed as its
+                // transpose, [C*K*K, O]: the long side (C*K*K) down the rows, where `gemm`'s
+                // kernel blocks are tall, and dy_img read in place as the right operand.
+                let dyi = View::transposed(&dy[img * O * ohw..(img + 1) * O * ohw], ohw);
+                g.patches(g.padded_image(img, &xv, &mut xp), &mut patches);
+                let p = View::rows(&patches, ohw);
+                matmul_to(ckk, O, ohw, p, dyi, dw, (1, ckk), true);
             }
-            give(dyt);
             let db = grads.get_or_alloc_mut(&bg)?;
             for (img_o, plane) in dy.chunks(ohw).enumerate() {
                 db[img_o % O] += plane.iter().sum::<f32>();
@@ -220,28 +256,39 @@ pub(crate) fn cpu_conv2d<const C: usize, const O: usize, const K: usize, T: Tape
                     let dyt = View::transposed(&dy[img * O * ohw..(img + 1) * O * ohw], ohw);
                     let wr = View::rows(&wv, ckk);
                     matmul_to(ohw, ckk, O, dyt, wr, &mut dpatch, (1, ohw), false);
-                    g.for_each_row(img, |at, src| {
-                        if let Some((i, lo, hi)) = src {
-                            let run = &dpatch[at + lo..at + hi];
-                            if s == 1 {
-                                let to = &mut dx[i..i + hi - lo];
-                                to.iter_mut().zip(run).for_each(|(d, v)| *d += v);
-                            } else {
-                                let to = dx[i..].iter_mut().step_by(s);
-                                to.zip(run).for_each(|(d, v)| *d += v);
+                    let image = &mut dx[img * C * h * w..][..C * h * w];
+                    if padding == 0 {
+                        g.add_patches(&dpatch, image);
+                    } else {
+                        // Into zeroed padded planes, then their inner cells into dx.
+                        let (p, pw, pp) = (padding, w + 2 * padding, g.padded_plane());
+                        xp.fill(0.0);
+                        g.add_patches(&dpatch, &mut xp);
+                        for (plane, padded) in
+                            image.chunks_exact_mut(h * w).zip(xp.chunks_exact(pp))
+                        {
+                            for (row, from) in plane
+                                .chunks_exact_mut(w)
+                                .zip(padded[p * pw..].chunks_exact(pw))
+                            {
+                                row.iter_mut()
+                                    .zip(&from[p..p + w])
+                                    .for_each(|(d, v)| *d += v);
                             }
                         }
-                    });
+                    }
                 }
                 give(dpatch);
             }
             give(dy);
             give(patches);
+            give(xp);
             give(xv);
             Ok(())
         });
     } else {
         give(patches);
+        give(xp);
         give(xv);
     }
     Ok(y.put_tape(tape))

@@ -86,20 +86,8 @@ impl<'a> View<'a> {
     }
 }
 
-/// `c[m x n] = a[m x k] b[k x n]`, or `c += a b` when `accumulate`; `c` is contiguous.
-pub(crate) fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: View,
-    b: View,
-    c: &mut [f32],
-    accumulate: bool,
-) {
-    matmul_to(m, n, k, a, b, c, (n, 1), accumulate)
-}
-
-/// [`matmul`] into `c` with element (r, j) at `r * c_strides.0 + j * c_strides.1`.
+/// `c[m x n] = a[m x k] b[k x n]`, or `c += a b` when `accumulate`, into `c` with element
+/// (r, j) at `r * c_strides.0 + j * c_strides.1`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul_to(
     m: usize,
@@ -175,13 +163,14 @@ mod tests {
         let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 2.0).collect();
         let bt: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 - 3.0).collect(); // n x k
         let mut c = vec![1.0; m * n];
-        matmul(
+        matmul_to(
             m,
             n,
             k,
             View::rows(&a, k),
             View::transposed(&bt, k),
             &mut c,
+            (n, 1),
             true,
         );
         for i in 0..m {
