@@ -139,8 +139,8 @@ step "tests: build (every test binary, once)"
 cargo "${nextest[@]}" --no-run
 
 step "tests: run (local transport, under mpirun, on test hosts, notebooks, the book)"
-# One process per test, the binaries' tests side by side (tests/nextest.toml: the notebooks
-# one at a time and first, the test hosts one set at a time). Every test carries its own
+# One process per test (tests/nextest.toml: the overlap tests, then each notebook, alone;
+# the other tests two at a time, the test hosts one set at a time). Every test carries its own
 # deadline; the run's deadline bounds them all. The first notebook compiles fogkit's
 # dependencies into the kernel's build directory (~/.cache/fogkit/cells).
 tests_rc=0
